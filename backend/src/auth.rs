@@ -1,0 +1,159 @@
+//! Passwords (argon2id) and login tokens (JWT, HS256), and the extractor that authenticates a request.
+
+use std::{sync::Arc, time::Duration};
+
+use anyhow::Context;
+use argon2::{
+    Argon2,
+    password_hash::{PasswordHasher, PasswordVerifier, phc::PasswordHash},
+};
+use axum::{extract::FromRequestParts, http::request::Parts};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+
+use crate::{error::ApiError, state::AppState};
+
+/// Hashes a password with argon2id and a random salt, off the async threads (it is slow on purpose).
+pub async fn hash_password(password: String) -> anyhow::Result<String> {
+    tokio::task::spawn_blocking(move || {
+        Argon2::default()
+            .hash_password(password.as_bytes())
+            .map(|hash| hash.to_string())
+            .map_err(|err| anyhow::anyhow!("hashing a password failed: {err}"))
+    })
+    .await
+    .context("the password hashing task failed")?
+}
+
+/// Checks a password against a stored hash. `None` stands for "no such user": the same work is
+/// done against a fixed hash so the response time does not reveal which emails exist.
+pub async fn verify_password(password: String, stored_hash: Option<String>) -> anyhow::Result<bool> {
+    tokio::task::spawn_blocking(move || {
+        let (hash, user_exists) = match &stored_hash {
+            Some(hash) => (hash.as_str(), true),
+            None => (DUMMY_HASH, false),
+        };
+        let parsed =
+            PasswordHash::new(hash).map_err(|err| anyhow::anyhow!("stored password hash is unreadable: {err}"))?;
+        let matches = Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok();
+        Ok(matches && user_exists)
+    })
+    .await
+    .context("the password verification task failed")?
+}
+
+/// argon2id hash (default parameters) of a random string nobody knows; see [`verify_password`].
+const DUMMY_HASH: &str =
+    "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$vWvz2mBcK4pSI2DPa/ipN1cDh0t4mP0SE5G0bQXvdR0";
+
+/// What a login token says.
+#[derive(Debug, Serialize, Deserialize)]
+struct Claims {
+    /// The user id.
+    sub: String,
+    /// Issued at, seconds since the epoch.
+    iat: u64,
+    /// Expires at, seconds since the epoch.
+    exp: u64,
+}
+
+/// Signs and checks login tokens.
+#[derive(Clone)]
+pub struct Tokens {
+    encoding: Arc<EncodingKey>,
+    decoding: Arc<DecodingKey>,
+    ttl: Duration,
+}
+
+impl Tokens {
+    /// Keys from a secret (at least 32 bytes; [`crate::config::Config::validate`] checks it).
+    pub fn new(secret: &[u8], ttl: Duration) -> Self {
+        Self {
+            encoding: Arc::new(EncodingKey::from_secret(secret)),
+            decoding: Arc::new(DecodingKey::from_secret(secret)),
+            ttl,
+        }
+    }
+
+    /// A token for this user, valid for the configured time.
+    pub fn issue(&self, user_id: i64) -> anyhow::Result<String> {
+        let now = unix_seconds();
+        let claims = Claims {
+            sub: user_id.to_string(),
+            iat: now,
+            exp: now + self.ttl.as_secs(),
+        };
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding).context("signing a token failed")
+    }
+
+    /// The user id in a valid, unexpired token.
+    pub fn verify(&self, token: &str) -> Option<i64> {
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.leeway = 5;
+        validation.set_required_spec_claims(&["exp", "sub"]);
+        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &validation).ok()?;
+        data.claims.sub.parse().ok()
+    }
+}
+
+fn unix_seconds() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// A request made with a valid `Authorization: Bearer <token>`; rejects with 401 otherwise.
+#[derive(Debug, Clone, Copy)]
+pub struct AuthUser {
+    /// The authenticated user's id.
+    pub id: i64,
+}
+
+impl FromRequestParts<AppState> for AuthUser {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let header = parts
+            .headers
+            .get(axum::http::header::AUTHORIZATION)
+            .ok_or_else(|| ApiError::Unauthorized("missing `Authorization: Bearer <token>` header".to_owned()))?;
+        let token = header
+            .to_str()
+            .ok()
+            .and_then(|value| value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer ")))
+            .map(str::trim)
+            .ok_or_else(|| ApiError::Unauthorized("the Authorization header must be `Bearer <token>`".to_owned()))?;
+        let id = state
+            .tokens
+            .verify(token)
+            .ok_or_else(|| ApiError::Unauthorized("the token is invalid or has expired; log in again".to_owned()))?;
+        Ok(Self { id })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn passwords_round_trip_and_unknown_users_never_match() {
+        let hash = hash_password("correct horse".to_owned()).await.unwrap();
+        assert!(hash.starts_with("$argon2id$"));
+        assert!(
+            verify_password("correct horse".to_owned(), Some(hash.clone()))
+                .await
+                .unwrap()
+        );
+        assert!(!verify_password("wrong horse".to_owned(), Some(hash)).await.unwrap());
+        assert!(!verify_password("anything".to_owned(), None).await.unwrap());
+    }
+
+    #[test]
+    fn tokens_verify_only_with_the_same_secret() {
+        let tokens = Tokens::new(&[7; 32], Duration::from_secs(60));
+        let token = tokens.issue(42).unwrap();
+        assert_eq!(tokens.verify(&token), Some(42));
+        assert_eq!(Tokens::new(&[8; 32], Duration::from_secs(60)).verify(&token), None);
+        assert_eq!(tokens.verify("not-a-token"), None);
+    }
+}

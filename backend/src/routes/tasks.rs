@@ -1,0 +1,118 @@
+//! `/tasks` and `/tasks/{id}`: each user sees and changes only their own tasks.
+
+use axum::{extract::State, http::StatusCode};
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use crate::{
+    auth::AuthUser,
+    error::{ApiResult, ErrorBody},
+    extract::{ApiJson, ApiQuery, IdPath},
+    state::AppState,
+    tasks::{self, ListQuery, NewTask, Task, TaskPage, TaskPatch},
+};
+
+/// The task routes.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_tasks, create_task))
+        .routes(routes!(get_task, update_task, delete_task))
+}
+
+/// List, filter, sort and page through your tasks.
+#[utoipa::path(
+    get,
+    path = "/tasks",
+    tag = "tasks",
+    security(("bearer" = [])),
+    params(ListQuery),
+    responses(
+        (status = 200, description = "One page of tasks and the total that match", body = TaskPage),
+        (status = 401, description = "Not logged in", body = ErrorBody),
+        (status = 422, description = "A query parameter is invalid (e.g. limit out of 1..=100)", body = ErrorBody),
+    )
+)]
+async fn list_tasks(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    ApiQuery(query): ApiQuery<ListQuery>,
+) -> ApiResult<axum::Json<TaskPage>> {
+    Ok(axum::Json(tasks::list(&state.db, auth.id, query).await?))
+}
+
+/// Create a task.
+#[utoipa::path(
+    post,
+    path = "/tasks",
+    tag = "tasks",
+    security(("bearer" = [])),
+    request_body = NewTask,
+    responses(
+        (status = 201, description = "Created", body = Task),
+        (status = 401, description = "Not logged in", body = ErrorBody),
+        (status = 422, description = "Invalid field", body = ErrorBody),
+    )
+)]
+async fn create_task(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    ApiJson(body): ApiJson<NewTask>,
+) -> ApiResult<(StatusCode, axum::Json<Task>)> {
+    let task = tasks::create(&state.db, auth.id, body).await?;
+    Ok((StatusCode::CREATED, axum::Json(task)))
+}
+
+/// One of your tasks.
+#[utoipa::path(
+    get,
+    path = "/tasks/{id}",
+    tag = "tasks",
+    security(("bearer" = [])),
+    params(("id" = i64, Path, description = "Task id")),
+    responses(
+        (status = 200, description = "The task", body = Task),
+        (status = 404, description = "No such task for this user", body = ErrorBody),
+    )
+)]
+async fn get_task(State(state): State<AppState>, auth: AuthUser, IdPath(id): IdPath) -> ApiResult<axum::Json<Task>> {
+    Ok(axum::Json(tasks::get(&state.db, auth.id, id).await?))
+}
+
+/// Change some fields of a task.
+#[utoipa::path(
+    patch,
+    path = "/tasks/{id}",
+    tag = "tasks",
+    security(("bearer" = [])),
+    params(("id" = i64, Path, description = "Task id")),
+    request_body = TaskPatch,
+    responses(
+        (status = 200, description = "The updated task", body = Task),
+        (status = 404, description = "No such task for this user", body = ErrorBody),
+        (status = 422, description = "Invalid field", body = ErrorBody),
+    )
+)]
+async fn update_task(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    IdPath(id): IdPath,
+    ApiJson(body): ApiJson<TaskPatch>,
+) -> ApiResult<axum::Json<Task>> {
+    Ok(axum::Json(tasks::update(&state.db, auth.id, id, body).await?))
+}
+
+/// Delete a task.
+#[utoipa::path(
+    delete,
+    path = "/tasks/{id}",
+    tag = "tasks",
+    security(("bearer" = [])),
+    params(("id" = i64, Path, description = "Task id")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 404, description = "No such task for this user", body = ErrorBody),
+    )
+)]
+async fn delete_task(State(state): State<AppState>, auth: AuthUser, IdPath(id): IdPath) -> ApiResult<StatusCode> {
+    tasks::delete(&state.db, auth.id, id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

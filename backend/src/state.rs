@@ -1,0 +1,75 @@
+//! The state every handler can read.
+
+use std::sync::{
+    Arc, Mutex,
+    atomic::{AtomicBool, Ordering},
+};
+
+use crate::{auth::Tokens, db::Db, metrics::Metrics};
+
+/// Shared, cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    /// The database.
+    pub db: Db,
+    /// Login token keys.
+    pub tokens: Tokens,
+    /// Prometheus metrics.
+    pub metrics: Arc<Metrics>,
+    /// What /ready reports.
+    pub readiness: Arc<Readiness>,
+    /// What /version reports.
+    pub build: Arc<BuildInfo>,
+}
+
+/// Identity of the running build.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct BuildInfo {
+    /// The crate version.
+    pub version: String,
+    /// The source revision, or `unknown`.
+    pub git_sha: String,
+    /// The build identifier (the image tag in a cluster), or `dev`.
+    pub build: String,
+}
+
+/// Start-up and shutdown state behind /ready.
+#[derive(Debug, Default)]
+pub struct Readiness {
+    draining: AtomicBool,
+    migrated: AtomicBool,
+    last_error: Mutex<Option<String>>,
+}
+
+impl Readiness {
+    /// From now on /ready answers 503 (SIGTERM arrived).
+    pub fn start_draining(&self) {
+        self.draining.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether shutdown has begun.
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::SeqCst)
+    }
+
+    /// The schema is in place; the API can serve.
+    pub fn set_migrated(&self) {
+        self.migrated.store(true, Ordering::SeqCst);
+        *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    }
+
+    /// Whether migrations have been applied.
+    pub fn is_migrated(&self) -> bool {
+        self.migrated.load(Ordering::SeqCst)
+    }
+
+    /// Remembers why the database is not ready yet, for /ready to explain.
+    pub fn set_error(&self, reason: String) {
+        *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(reason);
+    }
+
+    /// The last start-up error, if any.
+    pub fn last_error(&self) -> Option<String> {
+        self.last_error.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}

@@ -1,0 +1,103 @@
+//! Finding the programs the workflow runs, with the command that installs each one when it is
+//! missing. Every command looks tools up here, so the hints are written once.
+
+use std::path::PathBuf;
+
+use anyhow::bail;
+
+/// A program the workflow may run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Tool {
+    /// The executable's name on PATH.
+    pub program: &'static str,
+    /// What it is for, in a few words.
+    pub purpose: &'static str,
+    /// How to get it.
+    pub install: &'static str,
+}
+
+/// Container engine (Docker).
+pub const DOCKER: Tool = Tool {
+    program: "docker",
+    purpose: "builds and runs container images",
+    install: "install Docker Engine: https://docs.docker.com/engine/install/ (or use Podman)",
+};
+/// Container engine (Podman).
+pub const PODMAN: Tool = Tool {
+    program: "podman",
+    purpose: "builds and runs container images",
+    install: "sudo apt-get install -y podman runc   (other systems: https://podman.io/docs/installation)",
+};
+/// Local Kubernetes cluster.
+pub const MINIKUBE: Tool = Tool {
+    program: "minikube",
+    purpose: "runs a local Kubernetes cluster",
+    install: "https://minikube.sigs.k8s.io/docs/start/ (Linux x86_64: curl -LO https://storage.googleapis.com/minikube/releases/latest/minikube-linux-amd64 && sudo install minikube-linux-amd64 /usr/local/bin/minikube)",
+};
+/// Kubernetes CLI.
+pub const KUBECTL: Tool = Tool {
+    program: "kubectl",
+    purpose: "talks to the cluster",
+    install: "https://kubernetes.io/docs/tasks/tools/ (or `minikube kubectl --` as a fallback)",
+};
+/// Helm.
+pub const HELM: Tool = Tool {
+    program: "helm",
+    purpose: "installs the chart",
+    install: "https://helm.sh/docs/intro/install/ (Helm 3 or 4)",
+};
+/// Headless browser for the browser tests.
+pub const CHROMIUM: Tool = Tool {
+    program: "chromium",
+    purpose: "runs the browser tests",
+    install: "sudo apt-get install -y chromium chromium-driver",
+};
+/// WebDriver server for Chromium.
+pub const CHROMEDRIVER: Tool = Tool {
+    program: "chromedriver",
+    purpose: "drives Chromium in the browser tests",
+    install: "sudo apt-get install -y chromium chromium-driver",
+};
+/// Fast test runner (optional: `cargo test` is used without it).
+pub const CARGO_NEXTEST: Tool = Tool {
+    program: "cargo-nextest",
+    purpose: "runs the tests in parallel",
+    install: "cargo install --locked cargo-nextest",
+};
+
+/// The tool's path, if it is on PATH.
+pub fn find(tool: Tool) -> Option<PathBuf> {
+    which::which(tool.program).ok()
+}
+
+/// The tool's path, or an error that says what it is for and how to install it.
+pub fn require(tool: Tool) -> anyhow::Result<PathBuf> {
+    match find(tool) {
+        Some(path) => Ok(path),
+        None => bail!(
+            "`{}` is not installed ({}); install it with: {}",
+            tool.program,
+            tool.purpose,
+            tool.install
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_tool_names_its_install_command() {
+        let ghost = Tool {
+            program: "surely-not-installed-xyz",
+            purpose: "testing",
+            install: "apt-get install ghost",
+        };
+        let err = require(ghost).unwrap_err().to_string();
+        assert!(
+            err.contains("surely-not-installed-xyz") && err.contains("apt-get install ghost"),
+            "{err}"
+        );
+    }
+}
