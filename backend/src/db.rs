@@ -122,12 +122,15 @@ pub fn now_millis() -> i64 {
     i64::try_from(nanos / 1_000_000).unwrap_or(i64::MAX)
 }
 
-/// A stored timestamp as RFC 3339 UTC, as the API shows it.
+/// A stored timestamp as RFC 3339 UTC with exactly three fractional digits, as the API shows it
+/// (a fixed width keeps timestamps sortable as plain strings).
 pub fn rfc3339(millis: i64) -> String {
+    let format =
+        time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
     let nanos = i128::from(millis) * 1_000_000;
     time::OffsetDateTime::from_unix_timestamp_nanos(nanos)
         .ok()
-        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .and_then(|t| t.format(&format).ok())
         .unwrap_or_default()
 }
 
@@ -148,7 +151,8 @@ mod tests {
 
     #[test]
     fn timestamps_render_as_rfc3339_utc() {
-        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(rfc3339(1_700_000_000_100), "2023-11-14T22:13:20.100Z");
         assert_eq!(rfc3339(1_700_000_000_123), "2023-11-14T22:13:20.123Z");
     }
 }

@@ -1,0 +1,458 @@
+//! The real `backend` binary as a process: signals, shutdown drain, durability after SIGKILL,
+//! start-up validation, the healthcheck subcommand, request timeouts and what the logs contain.
+
+use std::{
+    io::{BufRead, BufReader, Read, Write},
+    net::TcpStream,
+    path::Path,
+    process::{Child, Command, ExitStatus, Stdio},
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use nix::{
+    sys::signal::{Signal, kill},
+    unistd::Pid,
+};
+use serde_json::{Value, json};
+
+const BIN: &str = env!("CARGO_BIN_EXE_backend");
+const SECRET: &str = "process-test-secret-process-test-secret";
+
+/// A running `backend` process with its stderr collected.
+struct Server {
+    child: Child,
+    base: String,
+    port: u16,
+    logs: Arc<Mutex<String>>,
+}
+
+impl Server {
+    fn start(db_file: &Path, env: &[(&str, &str)]) -> Self {
+        let mut command = Command::new(BIN);
+        command
+            .env_clear()
+            .env("LISTEN_ADDR", "127.0.0.1:0")
+            .env("DATABASE_URL", format!("sqlite://{}", db_file.display()))
+            .env("JWT_SECRET", SECRET)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        let mut child = command.spawn().expect("the backend binary starts");
+        let logs = Arc::new(Mutex::new(String::new()));
+        let stderr = child.stderr.take().unwrap();
+        let (port_tx, port_rx) = std::sync::mpsc::channel();
+        let sink = logs.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(rest) = line.split("listening on http://127.0.0.1:").nth(1) {
+                    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+                    let _ = port_tx.send(digits.parse::<u16>().unwrap());
+                }
+                sink.lock().unwrap().push_str(&line);
+                sink.lock().unwrap().push('\n');
+            }
+        });
+        let port = port_rx
+            .recv_timeout(Duration::from_secs(20))
+            .unwrap_or_else(|_| panic!("no 'listening on' line; logs:\n{}", logs.lock().unwrap()));
+        let server = Self {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+            port,
+            logs,
+        };
+        server.wait_until(Duration::from_secs(20), || get(&server.url("/ready")).0 == 200);
+        server
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    fn logs(&self) -> String {
+        self.logs.lock().unwrap().clone()
+    }
+
+    fn signal(&self, signal: Signal) {
+        kill(Pid::from_raw(self.child.id() as i32), signal).expect("signal delivered");
+    }
+
+    fn wait_until(&self, limit: Duration, mut condition: impl FnMut() -> bool) {
+        let deadline = Instant::now() + limit;
+        while !condition() {
+            assert!(
+                Instant::now() < deadline,
+                "condition not met within {limit:?}; logs:\n{}",
+                self.logs()
+            );
+            std::thread::sleep(Duration::from_millis(25));
+        }
+    }
+
+    fn wait_exit(&mut self, limit: Duration) -> ExitStatus {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the process did not exit within {limit:?}; logs:\n{}",
+                self.logs()
+            );
+            std::thread::sleep(Duration::from_millis(25));
+        }
+    }
+
+    fn register(&self) -> String {
+        let email = format!("proc-{}@example.com", uuid::Uuid::new_v4().simple());
+        let (status, body) = send(
+            self.port,
+            "POST",
+            "/api/v1/auth/register",
+            None,
+            &json!({"email": email, "password": "hunter2hunter2"}),
+        );
+        assert_eq!(status, 201, "{body}");
+        body["token"].as_str().unwrap().to_owned()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A blocking GET; `(0, Null)` when nothing answers.
+fn get(url: &str) -> (u16, Value) {
+    let rest = url.strip_prefix("http://127.0.0.1:").unwrap();
+    let (port, path) = rest.split_once('/').unwrap();
+    let Ok(mut stream) = TcpStream::connect(format!("127.0.0.1:{port}")) else {
+        return (0, Value::Null);
+    };
+    stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    write!(stream, "GET /{path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").unwrap();
+    read_response(&mut stream)
+}
+
+/// A blocking request with a JSON body.
+fn send(port: u16, method: &str, path: &str, token: Option<&str>, body: &Value) -> (u16, Value) {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let body = body.to_string();
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    read_response(&mut stream)
+}
+
+fn read_response(stream: &mut TcpStream) -> (u16, Value) {
+    let mut raw = String::new();
+    let _ = stream.read_to_string(&mut raw);
+    let status = raw.get(9..12).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let body = raw.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or_default();
+    // Tolerate chunked encoding: take the outermost JSON object.
+    let json = body
+        .find('{')
+        .and_then(|start| body.rfind('}').map(|end| &body[start..=end]))
+        .unwrap_or("null");
+    (status, serde_json::from_str(json).unwrap_or(Value::Null))
+}
+
+/// Starts a POST whose body arrives in two parts; returns the open stream and the rest of the body.
+fn start_slow_post(port: u16, token: &str, title: &str) -> (TcpStream, String) {
+    let body = json!({"title": title}).to_string();
+    let (first, second) = body.split_at(body.len() / 2);
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    write!(
+        stream,
+        "POST /api/v1/tasks HTTP/1.1\r\nHost: t\r\nConnection: close\r\nAuthorization: Bearer {token}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{first}",
+        body.len()
+    )
+    .unwrap();
+    stream.flush().unwrap();
+    (stream, second.to_owned())
+}
+
+#[test]
+fn sigterm_turns_readiness_off_drains_and_lets_in_flight_requests_finish() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Server::start(
+        &dir.path().join("t.db"),
+        &[("SHUTDOWN_DRAIN_SECONDS", "2"), ("SHUTDOWN_TIMEOUT_SECONDS", "10")],
+    );
+    let token = server.register();
+    let (mut in_flight, rest) = start_slow_post(server.port, &token, "written during shutdown");
+    std::thread::sleep(Duration::from_millis(200));
+
+    let signalled = Instant::now();
+    server.signal(Signal::SIGTERM);
+    // During the drain: readiness 503 with a reason, but liveness and the API keep serving.
+    server.wait_until(Duration::from_secs(1), || get(&server.url("/ready")).0 == 503);
+    let (_, ready) = get(&server.url("/ready"));
+    assert_eq!(ready["status"], "draining", "{ready}");
+    assert_eq!(get(&server.url("/health")).0, 200);
+    let (status, _) = send(server.port, "GET", "/api/v1/tasks", Some(&token), &json!(null));
+    assert_eq!(status, 200, "new requests are still served while draining");
+
+    // After the drain the listener closes, but the request already in flight completes.
+    server.wait_until(Duration::from_secs(5), || {
+        TcpStream::connect(("127.0.0.1", server.port)).is_err()
+    });
+    assert!(
+        signalled.elapsed() >= Duration::from_secs(2),
+        "the listener stayed open for the whole drain"
+    );
+    in_flight.write_all(rest.as_bytes()).unwrap();
+    let (status, task) = read_response(&mut in_flight);
+    assert_eq!(status, 201, "in-flight request completed: {task}");
+    assert_eq!(task["title"], "written during shutdown");
+
+    let exit = server.wait_exit(Duration::from_secs(10));
+    assert!(
+        exit.success(),
+        "exit code 0 after a clean shutdown, got {exit:?}; logs:\n{}",
+        server.logs()
+    );
+    assert!(server.logs().contains("stopped cleanly"));
+}
+
+#[test]
+fn ctrl_c_stops_at_once_without_the_drain_pause() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Server::start(&dir.path().join("t.db"), &[("SHUTDOWN_DRAIN_SECONDS", "30")]);
+    server.signal(Signal::SIGINT);
+    let exit = server.wait_exit(Duration::from_secs(5));
+    assert!(exit.success(), "{exit:?}");
+}
+
+#[test]
+fn shutdown_gives_up_on_requests_that_outlive_the_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Server::start(
+        &dir.path().join("t.db"),
+        &[
+            ("SHUTDOWN_DRAIN_SECONDS", "0"),
+            ("SHUTDOWN_TIMEOUT_SECONDS", "1"),
+            ("REQUEST_TIMEOUT_SECONDS", "60"),
+        ],
+    );
+    let token = server.register();
+    let (_stuck, _never_sent) = start_slow_post(server.port, &token, "never finished");
+    std::thread::sleep(Duration::from_millis(200));
+    server.signal(Signal::SIGTERM);
+    let exit = server.wait_exit(Duration::from_secs(5));
+    assert_eq!(exit.code(), Some(1), "a forced stop is not a clean exit");
+    assert!(server.logs().contains("did not finish within 1s"), "{}", server.logs());
+}
+
+#[test]
+fn acknowledged_writes_survive_sigkill() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("t.db");
+    let server = Server::start(&db, &[]);
+    let token = server.register();
+    let mut acknowledged = Vec::new();
+    for i in 0..20 {
+        let (status, task) = send(
+            server.port,
+            "POST",
+            "/api/v1/tasks",
+            Some(&token),
+            &json!({"title": format!("t{i}")}),
+        );
+        assert_eq!(status, 201);
+        acknowledged.push(task["id"].as_i64().unwrap());
+    }
+    // Killed right after the last answer: no chance to flush or checkpoint.
+    server.signal(Signal::SIGKILL);
+    drop(server);
+
+    let restarted = Server::start(&db, &[]);
+    let (status, page) = send(
+        restarted.port,
+        "GET",
+        "/api/v1/tasks?limit=100",
+        Some(&token),
+        &json!(null),
+    );
+    assert_eq!(status, 200, "the token still works: same JWT_SECRET");
+    let mut stored: Vec<i64> = page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["id"].as_i64().unwrap())
+        .collect();
+    stored.sort_unstable();
+    assert_eq!(stored, acknowledged, "every acknowledged task is still there");
+}
+
+#[test]
+fn slow_requests_get_a_503_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("t.db"), &[("REQUEST_TIMEOUT_SECONDS", "1")]);
+    let token = server.register();
+    let (mut stream, _rest) = start_slow_post(server.port, &token, "too slow");
+    let started = Instant::now();
+    let (status, body) = read_response(&mut stream);
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["error"]["code"], "timeout");
+    assert!(started.elapsed() < Duration::from_secs(5));
+}
+
+#[test]
+fn a_short_jwt_secret_stops_start_up_with_a_clear_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = Command::new(BIN)
+        .env_clear()
+        .env("LISTEN_ADDR", "127.0.0.1:0")
+        .env("DATABASE_URL", format!("sqlite://{}/t.db", dir.path().display()))
+        .env("JWT_SECRET", "tiny-secret-xyz")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("JWT_SECRET is 15 bytes long; it must be at least 32 bytes"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("tiny-secret-xyz"),
+        "the secret is never printed: {stderr}"
+    );
+}
+
+#[test]
+fn without_a_jwt_secret_it_starts_and_warns_loudly() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut command = Command::new(BIN);
+    command
+        .env_clear()
+        .env("LISTEN_ADDR", "127.0.0.1:0")
+        .env("DATABASE_URL", format!("sqlite://{}/t.db", dir.path().display()))
+        .stderr(Stdio::piped());
+    let mut child = command.spawn().unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let warning = lines
+        .by_ref()
+        .take(5)
+        .map_while(Result::ok)
+        .find(|l| l.contains("JWT_SECRET is not set"));
+    let _ = child.kill();
+    let _ = child.wait();
+    let warning = warning.expect("a warning about the missing secret");
+    assert!(
+        warning.contains("WARN") && warning.contains("logs all users out"),
+        "{warning}"
+    );
+}
+
+#[test]
+fn healthcheck_subcommand_exits_zero_only_for_a_healthy_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("t.db"), &[]);
+    let ok = Command::new(BIN)
+        .args(["healthcheck", "--url", &server.url("/ready")])
+        .output()
+        .unwrap();
+    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    assert!(String::from_utf8_lossy(&ok.stdout).contains("answered 200"));
+
+    let missing = Command::new(BIN)
+        .args(["healthcheck", "--url", &server.url("/no-such-page")])
+        .output()
+        .unwrap();
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("answered 404"));
+
+    drop(server);
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let down = Command::new(BIN)
+        .args([
+            "healthcheck",
+            "--timeout-seconds",
+            "1",
+            "--url",
+            &format!("http://127.0.0.1:{closed}/health"),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(down.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&down.stderr).contains("cannot connect"));
+}
+
+#[test]
+fn json_logs_have_one_line_per_request_and_never_a_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let password = "pa55word-that-must-not-leak";
+    let server = Server::start(&dir.path().join("t.db"), &[("LOG_FORMAT", "json")]);
+    let email = format!("logs-{}@example.com", uuid::Uuid::new_v4().simple());
+    let (status, body) = send(
+        server.port,
+        "POST",
+        "/api/v1/auth/register",
+        None,
+        &json!({"email": email, "password": password}),
+    );
+    assert_eq!(status, 201);
+    let token = body["token"].as_str().unwrap().to_owned();
+    let (status, _) = send(server.port, "GET", "/api/v1/auth/me", Some(&token), &json!(null));
+    assert_eq!(status, 200);
+    let (status, _) = send(
+        server.port,
+        "POST",
+        "/api/v1/auth/login",
+        None,
+        &json!({"email": email, "password": "wrong-one-1"}),
+    );
+    assert_eq!(status, 401);
+    std::thread::sleep(Duration::from_millis(200));
+
+    let logs = server.logs();
+    for secret in [password, token.as_str(), SECRET, "wrong-one-1"] {
+        assert!(!logs.contains(secret), "a secret reached the logs");
+    }
+    let requests: Vec<Value> = logs
+        .lines()
+        .map(|line| serde_json::from_str::<Value>(line).unwrap_or_else(|_| panic!("not JSON: {line}")))
+        .filter(|line| line["message"] == "request")
+        .collect();
+    let routes: Vec<(&str, u64)> = requests
+        .iter()
+        .map(|r| (r["span"]["route"].as_str().unwrap(), r["status"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(
+        routes,
+        [
+            ("/api/v1/auth/register", 201),
+            ("/api/v1/auth/me", 200),
+            ("/api/v1/auth/login", 401)
+        ]
+    );
+    for request in &requests {
+        assert!(request["latency_ms"].is_number(), "{request}");
+        assert!(
+            request["span"]["request_id"].as_str().is_some_and(|id| !id.is_empty()),
+            "{request}"
+        );
+        assert!(request["span"]["method"].is_string(), "{request}");
+    }
+}
