@@ -2,6 +2,8 @@
 //! share (finding tools, reporting progress).
 
 pub mod progress;
+pub mod run;
+pub mod smoke;
 pub mod test;
 pub mod tools;
 
