@@ -1,13 +1,20 @@
 //! The workflow behind `cargo xtask`: one module per command, plus the concepts several commands
 //! share (finding tools, reporting progress).
 
+pub mod build_images;
+pub mod engine;
+pub mod images;
 pub mod progress;
 pub mod run;
+pub mod runner;
 pub mod smoke;
 pub mod test;
 pub mod tools;
 
 use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use xshell::{Shell, cmd};
 
 /// The workspace root, derived from this crate's location (never the caller's directory).
 pub fn project_root() -> PathBuf {
@@ -15,4 +22,14 @@ pub fn project_root() -> PathBuf {
     manifest_dir
         .parent()
         .map_or_else(|| manifest_dir.to_path_buf(), Path::to_path_buf)
+}
+
+/// Cargo's target directory (honours `CARGO_TARGET_DIR` and cargo configuration).
+pub fn target_dir(sh: &Shell) -> anyhow::Result<PathBuf> {
+    let metadata = cmd!(sh, "cargo metadata --format-version 1 --no-deps").quiet().read()?;
+    let metadata: serde_json::Value = serde_json::from_str(&metadata).context("reading cargo metadata")?;
+    metadata["target_directory"]
+        .as_str()
+        .map(PathBuf::from)
+        .context("cargo metadata has no target_directory")
 }

@@ -18,6 +18,8 @@ struct Cli {
 enum Command {
     /// Run every test of the project: formatting, lints, unit, integration and end-to-end tests.
     Test(xtask::test::Test),
+    /// Build both container images: static binaries in FROM-scratch images, content-addressed tags.
+    BuildImages(xtask::build_images::BuildImages),
     /// Run the app on this machine (SQLite, no cluster): build, start both, stream logs until Ctrl-C.
     Run(xtask::run::Run),
     /// Prove a running deployment works for a real user: health, version, sign up, tasks, log out.
@@ -40,6 +42,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     sh.change_dir(xtask::project_root());
     match cli.command {
         Command::Test(cmd) => cmd.run(&sh),
+        Command::BuildImages(cmd) => cmd.run(&sh),
         Command::Run(cmd) => cmd.run(&sh),
         Command::Smoke(cmd) => cmd.run(&sh),
     }

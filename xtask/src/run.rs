@@ -64,7 +64,7 @@ impl Run {
             )
             .run()?)
         })?;
-        let bin_dir = target_dir(sh)?.join(if self.release { "release" } else { "debug" });
+        let bin_dir = crate::target_dir(sh)?.join(if self.release { "release" } else { "debug" });
         let data_dir = sh.current_dir().join(&self.data_dir);
         std::fs::create_dir_all(&data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
         let jwt_secret = jwt_secret(&data_dir)?;
@@ -129,19 +129,6 @@ impl Run {
         stop_all(&mut services);
         outcome
     }
-}
-
-/// The cargo target directory (respects CARGO_TARGET_DIR and config).
-fn target_dir(sh: &Shell) -> anyhow::Result<PathBuf> {
-    if let Ok(dir) = std::env::var("CARGO_TARGET_DIR") {
-        return Ok(sh.current_dir().join(dir));
-    }
-    let metadata = cmd!(sh, "cargo metadata --format-version 1 --no-deps").quiet().read()?;
-    let metadata: serde_json::Value = serde_json::from_str(&metadata).context("reading cargo metadata")?;
-    metadata["target_directory"]
-        .as_str()
-        .map(PathBuf::from)
-        .context("cargo metadata has no target_directory")
 }
 
 /// A JWT secret kept in the data folder, so logins survive a restart of `cargo xtask run`.

@@ -1,0 +1,185 @@
+//! What the images are and what `build-images` produced: names, ports, content-addressed tags,
+//! and the record under `target/images/images.json` that `deploy` and `e2e` read.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use clap::ValueEnum;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::engine::Engine;
+
+/// One of the two services.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Service {
+    /// The API.
+    Backend,
+    /// The web UI.
+    Frontend,
+}
+
+impl Service {
+    /// Both, in start order.
+    pub const ALL: [Service; 2] = [Service::Backend, Service::Frontend];
+
+    /// The crate, binary and folder name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Backend => "backend",
+            Self::Frontend => "frontend",
+        }
+    }
+
+    /// The image repository name.
+    pub fn image(self) -> &'static str {
+        match self {
+            Self::Backend => "todo-backend",
+            Self::Frontend => "todo-frontend",
+        }
+    }
+
+    /// The port the image listens on.
+    pub fn port(self) -> u16 {
+        match self {
+            Self::Backend => 8000,
+            Self::Frontend => 3000,
+        }
+    }
+}
+
+/// One built image.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImageRecord {
+    /// Which service.
+    pub service: Service,
+    /// Repository name, e.g. `todo-backend`.
+    pub name: String,
+    /// Content-addressed tag.
+    pub tag: String,
+    /// `name:tag`, or `registry/name:tag` when pushed.
+    pub reference: String,
+    /// The engine's image id (hex).
+    pub id: String,
+    /// Size in bytes.
+    pub size_bytes: u64,
+    /// False when an image with this tag already existed and was reused.
+    pub built: bool,
+}
+
+/// What `build-images` wrote.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BuildRecord {
+    /// The engine that holds the images.
+    pub engine: Engine,
+    /// The CPU architecture they are for (`amd64`, `arm64`).
+    pub arch: String,
+    /// One entry per service.
+    pub images: Vec<ImageRecord>,
+}
+
+impl BuildRecord {
+    /// Where the record lives.
+    pub fn path(root: &Path) -> PathBuf {
+        root.join("target/images/images.json")
+    }
+
+    /// Reads the record of the last build.
+    pub fn load(root: &Path) -> anyhow::Result<Self> {
+        let path = Self::path(root);
+        let text = std::fs::read_to_string(&path).with_context(|| {
+            format!(
+                "no image record at {} (run `cargo xtask build-images` first)",
+                path.display()
+            )
+        })?;
+        serde_json::from_str(&text).with_context(|| format!("{} is not a valid image record", path.display()))
+    }
+
+    /// Writes the record.
+    pub fn save(&self, root: &Path) -> anyhow::Result<()> {
+        let path = Self::path(root);
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        std::fs::write(&path, serde_json::to_string_pretty(self)? + "\n")
+            .with_context(|| format!("writing {}", path.display()))
+    }
+
+    /// The image of one service.
+    pub fn image(&self, service: Service) -> Option<&ImageRecord> {
+        self.images.iter().find(|i| i.service == service)
+    }
+}
+
+/// The tag for an image made of these files: the first 12 hex digits of a SHA-256 over each
+/// file's name and bytes. Same inputs, same tag; any change, a new tag.
+pub fn content_tag(files: &[(&str, &[u8])]) -> String {
+    let mut hasher = Sha256::new();
+    for (name, bytes) in files {
+        hasher.update((name.len() as u64).to_le_bytes());
+        hasher.update(name.as_bytes());
+        hasher.update((bytes.len() as u64).to_le_bytes());
+        hasher.update(bytes);
+    }
+    hasher.finalize().iter().take(6).map(|b| format!("{b:02x}")).collect()
+}
+
+/// The `/etc/passwd` of the images: only the non-root user they run as.
+pub const PASSWD: &str = "nonroot:x:65532:65532:nonroot:/nonexistent:/sbin/nologin\n";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tags_follow_the_content() {
+        let a = content_tag(&[("Dockerfile", b"FROM scratch"), ("backend", b"binary-1")]);
+        assert_eq!(a.len(), 12);
+        assert!(a.chars().all(|c| c.is_ascii_hexdigit()));
+        assert_eq!(
+            a,
+            content_tag(&[("Dockerfile", b"FROM scratch"), ("backend", b"binary-1")])
+        );
+        assert_ne!(
+            a,
+            content_tag(&[("Dockerfile", b"FROM scratch"), ("backend", b"binary-2")])
+        );
+        assert_ne!(
+            a,
+            content_tag(&[("Dockerfile", b"FROM scratch "), ("backend", b"binary-1")])
+        );
+        // Moving bytes between files changes the tag too.
+        assert_ne!(
+            content_tag(&[("a", b"xy"), ("b", b"")]),
+            content_tag(&[("a", b"x"), ("b", b"y")])
+        );
+    }
+
+    #[test]
+    fn the_record_round_trips() {
+        let dir = tempfile::tempdir().unwrap();
+        let record = BuildRecord {
+            engine: Engine::Podman,
+            arch: "amd64".into(),
+            images: vec![ImageRecord {
+                service: Service::Backend,
+                name: "todo-backend".into(),
+                tag: "0123456789ab".into(),
+                reference: "todo-backend:0123456789ab".into(),
+                id: "fdcc2154d45a".into(),
+                size_bytes: 11_000_000,
+                built: true,
+            }],
+        };
+        record.save(dir.path()).unwrap();
+        assert_eq!(BuildRecord::load(dir.path()).unwrap(), record);
+        assert!(
+            BuildRecord::load(&dir.path().join("nope"))
+                .unwrap_err()
+                .to_string()
+                .contains("cargo xtask build-images")
+        );
+    }
+}
