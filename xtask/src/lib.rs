@@ -2,8 +2,10 @@
 //! share (finding tools, reporting progress).
 
 pub mod build_images;
+pub mod e2e;
 pub mod engine;
 pub mod images;
+pub mod manifests;
 pub mod progress;
 pub mod run;
 pub mod runner;

@@ -20,6 +20,8 @@ enum Command {
     Test(xtask::test::Test),
     /// Build both container images: static binaries in FROM-scratch images, content-addressed tags.
     BuildImages(xtask::build_images::BuildImages),
+    /// Run the images the way the chart would (Podman or Docker, no cluster) and smoke-test them.
+    E2e(xtask::e2e::E2e),
     /// Run the app on this machine (SQLite, no cluster): build, start both, stream logs until Ctrl-C.
     Run(xtask::run::Run),
     /// Prove a running deployment works for a real user: health, version, sign up, tasks, log out.
@@ -43,6 +45,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Test(cmd) => cmd.run(&sh),
         Command::BuildImages(cmd) => cmd.run(&sh),
+        Command::E2e(cmd) => cmd.run(&sh),
         Command::Run(cmd) => cmd.run(&sh),
         Command::Smoke(cmd) => cmd.run(&sh),
     }

@@ -1,0 +1,385 @@
+//! `cargo xtask e2e`: the images, run the way the cluster would run them, proven by the smoke checks.
+//!
+//! No cluster is needed: the chart is rendered with `helm template`, and each container is
+//! started with exactly what the rendered Deployment asks for — the same environment (ConfigMap
+//! and Secret resolved), user, read-only root filesystem, dropped capabilities, no privilege
+//! escalation, scratch space where the pod has an `emptyDir` and a named volume where it has a
+//! PersistentVolumeClaim — on a private network where the backend answers to its Service name.
+//! Then the smoke checks run against the published ports, with `--expect-version` set to the tag
+//! just built. Everything started is removed afterwards, also when a step fails or on Ctrl-C.
+
+use std::{
+    collections::BTreeMap,
+    path::{Path, PathBuf},
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context, bail};
+use clap::Args;
+use xshell::{Shell, cmd};
+
+use crate::{
+    build_images::BuildImages,
+    engine::Engine,
+    images::{BuildRecord, Service},
+    manifests::{self, ContainerSpec},
+    progress::{human, step},
+    smoke, tools,
+};
+
+/// Arguments of `cargo xtask e2e`.
+#[derive(Debug, Clone, Default, Args)]
+pub struct E2e {
+    /// Container engine [default: a reachable Docker daemon, else Podman].
+    #[arg(long, value_enum)]
+    pub engine: Option<Engine>,
+    /// Use the images of the last `build-images` instead of building (or reusing) them.
+    #[arg(long)]
+    pub no_build: bool,
+    /// Leave the containers running after a successful run, to look around (the command to
+    /// remove them is printed).
+    #[arg(long)]
+    pub keep: bool,
+    /// Also write the smoke report as JSON to this file.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+}
+
+impl E2e {
+    /// Builds or loads the images, runs them as the chart would, and smoke-tests them.
+    pub fn run(self, sh: &Shell) -> anyhow::Result<()> {
+        let root = sh.current_dir();
+        let record = if self.no_build {
+            BuildRecord::load(&root)?
+        } else {
+            step("build images (reused when unchanged)", || {
+                BuildImages {
+                    engine: self.engine,
+                    ..BuildImages::default()
+                }
+                .build(sh)
+            })?
+        };
+        let backend_image = record
+            .image(Service::Backend)
+            .context("no backend image recorded; run build-images")?;
+        let frontend_image = record
+            .image(Service::Frontend)
+            .context("no frontend image recorded; run build-images")?;
+
+        let helm = helm_binary(sh)?;
+        let mut secrets = BTreeMap::new();
+        secrets.insert("JWT_SECRET".to_owned(), random_hex(32)?);
+        let (backend, frontend) = step("render the chart (values-dev.yaml) and read the pod specs", || {
+            let sets = [
+                format!("backend.image.repository={}", backend_image.name),
+                format!("backend.image.tag={}", backend_image.tag),
+                format!("frontend.image.repository={}", frontend_image.name),
+                format!("frontend.image.tag={}", frontend_image.tag),
+            ];
+            let mut args = vec![
+                "--namespace".to_owned(),
+                "todo".to_owned(),
+                "-f".to_owned(),
+                "helm/values-dev.yaml".to_owned(),
+            ];
+            for set in sets {
+                args.extend(["--set".to_owned(), set]);
+            }
+            let documents = manifests::render(sh, &helm, "todo", Path::new("helm"), &args)?;
+            Ok((
+                manifests::container_spec(&documents, Service::Backend, &secrets)?,
+                manifests::container_spec(&documents, Service::Frontend, &secrets)?,
+            ))
+        })?;
+
+        let sandbox = Sandbox::new(record.engine, &root)?;
+        let guard = sandbox.clone();
+        // Ctrl-C: remove what was started before exiting. (A handler may already be installed
+        // when e2e runs inside another command; then that command's own cleanup applies.)
+        let _ = ctrlc::set_handler(move || {
+            eprintln!("\n==> interrupted: removing the e2e containers");
+            guard.teardown();
+            std::process::exit(130);
+        });
+        let outcome = self.exercise(sh, &sandbox, &backend, &frontend, &backend_image.tag);
+        if outcome.is_err() {
+            sandbox.show_logs(sh);
+        }
+        if self.keep && outcome.is_ok() {
+            eprintln!(
+                "==> leaving the containers running; remove them with: {}",
+                sandbox.teardown_hint()
+            );
+        } else {
+            step("remove containers, network and volume", || {
+                sandbox.teardown();
+                Ok(())
+            })?;
+        }
+        outcome
+    }
+
+    fn exercise(
+        &self,
+        sh: &Shell,
+        sandbox: &Sandbox,
+        backend: &ContainerSpec,
+        frontend: &ContainerSpec,
+        tag: &str,
+    ) -> anyhow::Result<()> {
+        step("create a private network and a data volume", || sandbox.create(sh))?;
+        let backend_url = step("start the backend", || sandbox.start(sh, Service::Backend, backend))?;
+        let frontend_url = step("start the frontend", || sandbox.start(sh, Service::Frontend, frontend))?;
+        let healthy = step("wait for /health of both", || {
+            Ok([wait_healthy(&backend_url)?, wait_healthy(&frontend_url)?])
+        })?;
+        eprintln!(
+            "    /health answered {} (backend) and {} (frontend) after start",
+            human(healthy[0]),
+            human(healthy[1])
+        );
+        let target = smoke::Target {
+            frontend: frontend_url,
+            backend: backend_url,
+            expect_version: Some(tag.to_owned()),
+            timeout: Duration::from_secs(60),
+        };
+        let report = smoke::run_checks(&target);
+        print!("{}", report.render());
+        if let Some(path) = &self.json {
+            std::fs::write(path, serde_json::to_string_pretty(&report)? + "\n")
+                .with_context(|| format!("writing {}", path.display()))?;
+        }
+        if let Ok(usage) = sandbox.memory(sh) {
+            eprintln!("    memory in use: {usage}");
+        }
+        report.into_result()
+    }
+}
+
+/// The Helm binary: the one on PATH, else the one `cargo xtask test` fetched into target/.
+pub fn helm_binary(sh: &Shell) -> anyhow::Result<PathBuf> {
+    if let Some(path) = tools::find(tools::HELM) {
+        return Ok(path);
+    }
+    for version in ["v4", "v3"] {
+        let fetched = sh.current_dir().join("target/helm-dist").join(version).join("helm");
+        if fetched.is_file() {
+            return Ok(fetched);
+        }
+    }
+    tools::require(tools::HELM)
+}
+
+fn random_hex(bytes: usize) -> anyhow::Result<String> {
+    let mut buffer = vec![0_u8; bytes];
+    getrandom::fill(&mut buffer).map_err(|err| anyhow::anyhow!("no system randomness: {err}"))?;
+    Ok(buffer.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// Polls `/health` until it answers 200; returns how long that took.
+fn wait_healthy(base: &str) -> anyhow::Result<Duration> {
+    let started = Instant::now();
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(1)))
+        .build()
+        .into();
+    while started.elapsed() < Duration::from_secs(30) {
+        if agent
+            .get(format!("{base}/health"))
+            .call()
+            .is_ok_and(|r| r.status() == 200)
+        {
+            return Ok(started.elapsed());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    bail!("{base}/health did not answer 200 within 30s")
+}
+
+/// The containers, network and volume of one e2e run, named after this process so parallel runs
+/// never collide, and removed together.
+#[derive(Debug, Clone)]
+struct Sandbox {
+    engine: Engine,
+    prefix: String,
+    env_dir: PathBuf,
+    started: Arc<Mutex<Vec<String>>>,
+}
+
+impl Sandbox {
+    fn new(engine: Engine, root: &Path) -> anyhow::Result<Self> {
+        let prefix = format!("todo-e2e-{}", std::process::id());
+        let env_dir = root.join("target/e2e").join(&prefix);
+        std::fs::create_dir_all(&env_dir).with_context(|| format!("creating {}", env_dir.display()))?;
+        Ok(Self {
+            engine,
+            prefix,
+            env_dir,
+            started: Arc::new(Mutex::new(Vec::new())),
+        })
+    }
+
+    fn network(&self) -> String {
+        format!("{}-net", self.prefix)
+    }
+
+    fn volume(&self, claim: &str) -> String {
+        format!("{}-{claim}", self.prefix)
+    }
+
+    fn container(&self, service: Service) -> String {
+        format!("{}-{}", self.prefix, service.name())
+    }
+
+    fn create(&self, sh: &Shell) -> anyhow::Result<()> {
+        let program = self.engine.program();
+        let network = self.network();
+        cmd!(sh, "{program} network create {network}")
+            .quiet()
+            .ignore_stdout()
+            .run()?;
+        Ok(())
+    }
+
+    /// Starts one container as the pod spec says; returns its published base URL.
+    fn start(&self, sh: &Shell, service: Service, spec: &ContainerSpec) -> anyhow::Result<String> {
+        let program = self.engine.program();
+        let name = self.container(service);
+        // Settings travel in a file readable only by us, never on a command line that is echoed.
+        let env_file = self.env_dir.join(format!("{}.env", service.name()));
+        let lines: String = spec.env.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
+        std::fs::write(&env_file, lines)?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&env_file, std::fs::Permissions::from_mode(0o600))?;
+        }
+        let mut args: Vec<String> = vec!["--network".into(), self.network()];
+        for alias in &spec.service_names {
+            args.extend(["--network-alias".into(), alias.clone()]);
+        }
+        if let Some(user) = &spec.user {
+            args.extend(["--user".into(), user.clone()]);
+        }
+        if spec.read_only_root {
+            args.push("--read-only".into());
+        }
+        if spec.drop_all_capabilities {
+            args.extend(["--cap-drop".into(), "ALL".into()]);
+        }
+        if spec.no_new_privileges {
+            args.extend(["--security-opt".into(), "no-new-privileges".into()]);
+        }
+        for path in &spec.scratch_paths {
+            args.extend(["--tmpfs".into(), format!("{path}:rw,mode=1777,size=64m")]);
+        }
+        for (claim, path) in &spec.persistent_paths {
+            let volume = self.volume(claim);
+            cmd!(sh, "{program} volume create {volume}")
+                .quiet()
+                .ignore_stdout()
+                .run()?;
+            self.started
+                .lock()
+                .map_err(|_| anyhow::anyhow!("lock poisoned"))?
+                .push(format!("volume:{volume}"));
+            args.extend(["--volume".into(), format!("{volume}:{path}")]);
+        }
+        let port = service.port();
+        let publish = format!("127.0.0.1::{port}");
+        let image = &spec.image;
+        self.started
+            .lock()
+            .map_err(|_| anyhow::anyhow!("lock poisoned"))?
+            .push(format!("container:{name}"));
+        cmd!(
+            sh,
+            "{program} run --detach --name {name} --env-file {env_file} --publish {publish} {args...} {image}"
+        )
+        .quiet()
+        .ignore_stdout()
+        .run()?;
+        let container_port = format!("{port}/tcp");
+        let mapping = cmd!(sh, "{program} port {name} {container_port}").quiet().read()?;
+        let address = mapping
+            .lines()
+            .next()
+            .map(str::trim)
+            .filter(|a| !a.is_empty())
+            .context("the port was not published")?;
+        Ok(format!("http://{}", address.replace("0.0.0.0", "127.0.0.1")))
+    }
+
+    /// Memory in use per container, as the engine reports it.
+    fn memory(&self, sh: &Shell) -> anyhow::Result<String> {
+        let program = self.engine.program();
+        let format = "{{.Name}}={{.MemUsage}}";
+        let names = [self.container(Service::Backend), self.container(Service::Frontend)];
+        let out = cmd!(sh, "{program} stats --no-stream --format {format} {names...}")
+            .quiet()
+            .read()?;
+        Ok(out
+            .lines()
+            .map(|l| l.replace(&format!("{}-", self.prefix), ""))
+            .collect::<Vec<_>>()
+            .join(", "))
+    }
+
+    fn show_logs(&self, sh: &Shell) {
+        let program = self.engine.program();
+        for service in Service::ALL {
+            let name = self.container(service);
+            eprintln!("==> last log lines of the {} container:", service.name());
+            let _ = cmd!(sh, "{program} logs --tail 40 {name}").quiet().run();
+        }
+    }
+
+    fn teardown_hint(&self) -> String {
+        let program = self.engine.program();
+        format!(
+            "{program} rm -f {} {} && {program} network rm {} && {program} volume rm {}",
+            self.container(Service::Backend),
+            self.container(Service::Frontend),
+            self.network(),
+            self.volume("todo-backend")
+        )
+    }
+
+    /// Removes everything started, in reverse order; safe to call twice.
+    fn teardown(&self) {
+        let Ok(sh) = Shell::new() else { return };
+        let program = self.engine.program();
+        let started: Vec<String> = self
+            .started
+            .lock()
+            .map(|mut s| std::mem::take(&mut *s))
+            .unwrap_or_default();
+        for item in started.iter().rev().filter(|i| i.starts_with("container:")) {
+            let name = &item["container:".len()..];
+            let _ = cmd!(sh, "{program} rm --force --time 5 {name}")
+                .quiet()
+                .ignore_stdout()
+                .ignore_stderr()
+                .run();
+        }
+        let network = self.network();
+        let _ = cmd!(sh, "{program} network rm {network}")
+            .quiet()
+            .ignore_stdout()
+            .ignore_stderr()
+            .run();
+        for item in started.iter().filter(|i| i.starts_with("volume:")) {
+            let name = &item["volume:".len()..];
+            let _ = cmd!(sh, "{program} volume rm --force {name}")
+                .quiet()
+                .ignore_stdout()
+                .ignore_stderr()
+                .run();
+        }
+        let _ = std::fs::remove_dir_all(&self.env_dir);
+    }
+}
