@@ -1,6 +1,9 @@
 //! The workflow behind `cargo xtask`: one module per command, plus the concepts several commands
-//! share (finding tools, reporting progress).
+//! share (finding tools, the cluster's view, probing programs, reporting progress).
 
+pub mod cluster;
+pub mod doctor;
+pub mod probe;
 pub mod progress;
 pub mod test;
 pub mod tools;
