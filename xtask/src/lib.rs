@@ -1,11 +1,14 @@
 //! The workflow behind `cargo xtask`: one module per command, plus the concepts several commands
-//! share (finding tools, reporting progress).
+//! share (finding tools, the cluster's view, probing programs, reporting progress).
 
 pub mod build_images;
+pub mod cluster;
+pub mod doctor;
 pub mod e2e;
 pub mod engine;
 pub mod images;
 pub mod manifests;
+pub mod probe;
 pub mod progress;
 pub mod run;
 pub mod runner;

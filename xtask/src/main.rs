@@ -16,6 +16,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Check the environment: tools, versions, kube context, Minikube, disk. Changes nothing.
+    Doctor(xtask::doctor::Doctor),
     /// Run every test of the project: formatting, lints, unit, integration and end-to-end tests.
     Test(xtask::test::Test),
     /// Build both container images: static binaries in FROM-scratch images, content-addressed tags.
@@ -43,6 +45,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     let sh = Shell::new()?;
     sh.change_dir(xtask::project_root());
     match cli.command {
+        Command::Doctor(cmd) => cmd.run(&sh),
         Command::Test(cmd) => cmd.run(&sh),
         Command::BuildImages(cmd) => cmd.run(&sh),
         Command::E2e(cmd) => cmd.run(&sh),

@@ -46,6 +46,18 @@ pub const HELM: Tool = Tool {
     purpose: "installs the chart",
     install: "https://helm.sh/docs/intro/install/ (Helm 3 or 4)",
 };
+/// Local Kubernetes cluster in Docker containers (used only when its context is current).
+pub const KIND: Tool = Tool {
+    program: "kind",
+    purpose: "runs the current (kind) cluster and loads images into it",
+    install: "https://kind.sigs.k8s.io/docs/user/quick-start/#installation (or: go install sigs.k8s.io/kind@latest)",
+};
+/// Local k3s cluster in Docker containers (used only when its context is current).
+pub const K3D: Tool = Tool {
+    program: "k3d",
+    purpose: "runs the current (k3d) cluster and loads images into it",
+    install: "https://k3d.io/#installation",
+};
 /// Headless browser for the browser tests.
 pub const CHROMIUM: Tool = Tool {
     program: "chromium",
