@@ -213,22 +213,4 @@ mod tests {
         let off = Cli::parse_from(["frontend", "--cookie-secure", "0"]).config;
         assert!(!off.cookie_secure);
     }
-
-    #[test]
-    fn help_lists_every_setting() {
-        let help = Cli::command().render_long_help().to_string();
-        for name in [
-            "LISTEN_ADDR",
-            "BACKEND_URL",
-            "COOKIE_SECURE",
-            "BACKEND_TIMEOUT_SECONDS",
-            "REQUEST_TIMEOUT_SECONDS",
-            "SHUTDOWN_DRAIN_SECONDS",
-            "SHUTDOWN_TIMEOUT_SECONDS",
-            "RUST_LOG",
-            "LOG_FORMAT",
-        ] {
-            assert!(help.contains(name), "--help does not mention {name}");
-        }
-    }
 }

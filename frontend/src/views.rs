@@ -217,6 +217,19 @@ impl TaskFormValues {
         error_for(&self.error, field)
     }
 
+    /// Whether anything beyond the title is filled in or wrong (the add form then shows its
+    /// optional fields open).
+    pub fn has_details(&self) -> bool {
+        !self.description.trim().is_empty()
+            || !self.due_date.is_empty()
+            || !self.tags.trim().is_empty()
+            || self.priority != Priority::Medium.as_str()
+            || self
+                .error
+                .as_ref()
+                .is_some_and(|e| e.field != "title" && !e.field.is_empty())
+    }
+
     /// The priority options, with whether each is selected.
     pub fn priority_options(&self) -> Vec<SelectOption> {
         Priority::ALL
