@@ -16,8 +16,9 @@ use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
 use crate::{config::Config, session::SessionToken, startup::X_REQUEST_ID, state::AppState};
 
-/// How long /ready waits for the backend's /ready before calling it unreachable.
-const READY_PROBE_TIMEOUT: Duration = Duration::from_secs(1);
+/// How long /ready waits for the backend's /ready before calling it unreachable: well under the
+/// kubelet's default probe timeout (1 s), so a hanging backend never makes our /ready time out.
+const READY_PROBE_TIMEOUT: Duration = Duration::from_millis(500);
 
 /// A user as the API shows it.
 #[derive(Debug, Clone, Deserialize)]
@@ -355,10 +356,8 @@ impl Api {
 
     /// `DELETE /tasks/{id}`.
     pub async fn delete_task(&self, id: i64) -> Result<(), BackendError> {
-        let response = self
-            .execute(self.authed(Method::DELETE, &format!("/tasks/{id}"))?, "delete task")
+        self.execute(self.authed(Method::DELETE, &format!("/tasks/{id}"))?, "delete task")
             .await?;
-        drop(response);
         Ok(())
     }
 
@@ -385,6 +384,7 @@ impl Api {
     async fn send<T: DeserializeOwned>(&self, builder: RequestBuilder, what: &'static str) -> Result<T, BackendError> {
         let response = self.execute(builder, what).await?;
         response.json::<T>().await.map_err(|err| {
+            let err = err.without_url();
             if err.is_timeout() || err.is_body() {
                 tracing::warn!(call = what, error = %err, "backend answer was cut off");
                 BackendError::Unavailable(format!("{what}: the answer was cut off"))
@@ -398,6 +398,8 @@ impl Api {
     /// Sends the request and sorts the outcome; only 2xx responses come back `Ok`.
     async fn execute(&self, builder: RequestBuilder, what: &'static str) -> Result<reqwest::Response, BackendError> {
         let response = builder.send().await.map_err(|err| {
+            // Without the URL: its query holds what the user searched for.
+            let err = err.without_url();
             let reason = if err.is_timeout() {
                 "timed out"
             } else if err.is_connect() {
@@ -405,7 +407,6 @@ impl Api {
             } else {
                 "request failed"
             };
-            // The error's text holds the URL (base + path, no token, no query values worth hiding).
             tracing::warn!(call = what, backend = %self.client.base, error = %err, "backend {reason}");
             BackendError::Unavailable(format!("{what}: {reason}"))
         })?;

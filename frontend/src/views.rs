@@ -189,6 +189,8 @@ pub struct TaskFormValues {
     pub tags: String,
     /// What went wrong.
     pub error: Option<FormError>,
+    /// Put the cursor in the title field when swapped in (after adding, to add the next one).
+    pub autofocus: bool,
 }
 
 impl TaskFormValues {
@@ -209,6 +211,7 @@ impl TaskFormValues {
             due_date: task.due_date.clone().unwrap_or_default(),
             tags: task.tags.join(", "),
             error: None,
+            autofocus: false,
         }
     }
 

@@ -118,6 +118,7 @@ impl TaskForm {
             due_date: self.due_date,
             tags: self.tags,
             error: Some(error),
+            autofocus: true,
         }
     }
 }
@@ -232,7 +233,11 @@ async fn create(api: Api, csrf: CsrfToken, htmx: Htmx, CsrfForm(form): CsrfForm<
             // Back to the first page, where a new task shows with the default sort.
             let params = params.with_page(1);
             if htmx.request {
-                let board = board(&api, &params, TaskFormValues::blank()).await?;
+                let form = TaskFormValues {
+                    autofocus: true,
+                    ..TaskFormValues::blank()
+                };
+                let board = board(&api, &params, form).await?;
                 return Ok(board_response(board, &csrf, &params));
             }
             Ok(Redirect::to(&params.href()).into_response())
