@@ -61,6 +61,12 @@ fn preflight(sh: &Shell) -> anyhow::Result<()> {
             break;
         }
     }
+    // The web UI's browser test drives headless Chromium through chromedriver.
+    for tool in [tools::CHROMIUM, tools::CHROMEDRIVER] {
+        if let Err(err) = tools::require(tool) {
+            missing.push(format!("{err:#}"));
+        }
+    }
     let url = std::env::var("TEST_DATABASE_URL").unwrap_or_else(|_| DEFAULT_TEST_DATABASE_URL.to_owned());
     if let Err(err) = postgres_reachable(&url) {
         missing.push(format!(

@@ -1,0 +1,33 @@
+//! Logging: `tracing` to stderr, as text or JSON lines, filtered by `RUST_LOG`.
+
+use std::io::IsTerminal;
+
+use tracing_subscriber::EnvFilter;
+
+use crate::config::LogFormat;
+
+/// Installs the global subscriber. An invalid filter falls back to `info` with a warning, so a
+/// typo in `RUST_LOG` never stops the service.
+pub fn init(filter: &str, format: LogFormat) {
+    let (env_filter, bad_filter) = match EnvFilter::try_new(filter) {
+        Ok(f) => (f, None),
+        Err(err) => (EnvFilter::new("info"), Some(err)),
+    };
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(env_filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
+    // `try_init` fails only when a subscriber is already installed (tests start several servers).
+    let _ = match format {
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(false)
+            .try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+    if let Some(err) = bad_filter {
+        tracing::warn!("RUST_LOG={filter:?} is not a valid filter ({err}); logging at info");
+    }
+}
