@@ -1,6 +1,7 @@
 //! The workflow behind `cargo xtask`: one module per command, plus the concepts several commands
 //! share (finding tools, reporting progress).
 
+pub mod helm_dist;
 pub mod progress;
 pub mod test;
 pub mod tools;
