@@ -1156,3 +1156,44 @@ fn bare_pods_are_only_helm_test_hooks() {
         }
     }
 }
+
+#[test]
+fn immutable_fields_hold_only_stable_labels() {
+    // Selectors and volumeClaimTemplates cannot change on upgrade: a version label in them would
+    // make the next `helm upgrade` fail.
+    let mut seen_claims = 0;
+    for manifest in matrix() {
+        for object in manifest.of_kind("StatefulSet") {
+            for claim in object.raw["spec"]["volumeClaimTemplates"]
+                .as_array()
+                .into_iter()
+                .flatten()
+            {
+                seen_claims += 1;
+                let labels: BTreeSet<&str> = claim["metadata"]["labels"]
+                    .as_object()
+                    .into_iter()
+                    .flatten()
+                    .map(|(k, _)| k.as_str())
+                    .collect();
+                let stable: BTreeSet<&str> = [
+                    "app.kubernetes.io/name",
+                    "app.kubernetes.io/instance",
+                    "app.kubernetes.io/component",
+                ]
+                .into();
+                assert_eq!(
+                    labels,
+                    stable,
+                    "{}: {} claim template labels",
+                    manifest.values,
+                    object.id()
+                );
+            }
+        }
+    }
+    assert!(
+        seen_claims > 0,
+        "no StatefulSet claim template in the matrix: the test would prove nothing"
+    );
+}
