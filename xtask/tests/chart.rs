@@ -18,7 +18,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_json::{Value, json};
 
 use allowlist::ALLOWLIST;
-use harness::{DEFAULTS, Manifest, Object, chart_dir, helms, matrix, read, values_files};
+use harness::{DEFAULTS, Manifest, chart_dir, helms, matrix, read, values_files};
 use rules::{Finding, RULES, check_all, run_rule};
 
 // ---------------------------------------------------------------------------------------------
@@ -872,7 +872,7 @@ fn the_release_todo_serves_the_contract() {
                 "{values}"
             );
             let frontend_port =
-                manifest.find("Service", "todo-frontend").expect("frontend")["spec"]["ports"][0]["port"].clone();
+                manifest.find("Service", "todo-frontend").expect("frontend").raw["spec"]["ports"][0]["port"].clone();
             assert_eq!(
                 containers[1]["args"][2],
                 json!(format!("http://todo-frontend:{frontend_port}/health")),
@@ -920,19 +920,12 @@ fn the_release_todo_serves_the_contract() {
     }
 }
 
-impl std::ops::Index<&str> for Object {
-    type Output = Value;
-    fn index(&self, key: &str) -> &Value {
-        &self.raw[key]
-    }
-}
-
 #[test]
 fn values_dev_targets_minikube() {
     for manifest in matrix().iter().filter(|m| m.values == "values-dev.yaml") {
         let service = manifest.find("Service", "todo-frontend").expect("frontend Service");
-        assert_eq!(service["spec"]["type"], json!("NodePort"));
-        assert_eq!(service["spec"]["ports"][0]["nodePort"], json!(30000));
+        assert_eq!(service.raw["spec"]["type"], json!("NodePort"));
+        assert_eq!(service.raw["spec"]["ports"][0]["nodePort"], json!(30000));
         for w in manifest.workloads() {
             for container in w.containers() {
                 assert_eq!(
