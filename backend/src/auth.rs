@@ -1,6 +1,9 @@
 //! Passwords (argon2id) and login tokens (JWT, HS256), and the extractor that authenticates a request.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::{Arc, OnceLock},
+    time::Duration,
+};
 
 use anyhow::Context;
 use argon2::{
@@ -10,25 +13,46 @@ use argon2::{
 use axum::{extract::FromRequestParts, http::request::Parts};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
+use tokio::sync::Semaphore;
 
 use crate::{error::ApiError, state::AppState};
 
+/// At most this many argon2 computations run at once. Each takes 19 MiB and a core for tens of
+/// milliseconds: unbounded, a burst of logins would exhaust the pod's memory limit (and starve
+/// every other request of CPU); bounded, the burst just queues.
+fn hashing_permits() -> &'static Semaphore {
+    static PERMITS: OnceLock<Semaphore> = OnceLock::new();
+    PERMITS.get_or_init(|| Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get().min(4))))
+}
+
+/// Runs argon2 work on the blocking pool, within [`hashing_permits`].
+async fn argon2_task<T: Send + 'static>(
+    work: impl FnOnce() -> anyhow::Result<T> + Send + 'static,
+) -> anyhow::Result<T> {
+    let _permit = hashing_permits()
+        .acquire()
+        .await
+        .context("the password hashing limiter is closed")?;
+    tokio::task::spawn_blocking(work)
+        .await
+        .context("the password hashing task failed")?
+}
+
 /// Hashes a password with argon2id and a random salt, off the async threads (it is slow on purpose).
 pub async fn hash_password(password: String) -> anyhow::Result<String> {
-    tokio::task::spawn_blocking(move || {
+    argon2_task(move || {
         Argon2::default()
             .hash_password(password.as_bytes())
             .map(|hash| hash.to_string())
             .map_err(|err| anyhow::anyhow!("hashing a password failed: {err}"))
     })
     .await
-    .context("the password hashing task failed")?
 }
 
 /// Checks a password against a stored hash. `None` stands for "no such user": the same work is
 /// done against a fixed hash so the response time does not reveal which emails exist.
 pub async fn verify_password(password: String, stored_hash: Option<String>) -> anyhow::Result<bool> {
-    tokio::task::spawn_blocking(move || {
+    argon2_task(move || {
         let (hash, user_exists) = match &stored_hash {
             Some(hash) => (hash.as_str(), true),
             None => (DUMMY_HASH, false),
@@ -39,7 +63,6 @@ pub async fn verify_password(password: String, stored_hash: Option<String>) -> a
         Ok(matches && user_exists)
     })
     .await
-    .context("the password verification task failed")?
 }
 
 /// argon2id hash (default parameters) of a random string nobody knows; see [`verify_password`].

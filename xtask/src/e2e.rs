@@ -22,6 +22,7 @@ use xshell::{Shell, cmd};
 use crate::{
     build_images::BuildImages,
     engine::Engine,
+    helm_dist,
     images::{BuildRecord, Service},
     manifests::{self, ContainerSpec},
     progress::{human, step},
@@ -130,16 +131,24 @@ impl E2e {
         tag: &str,
     ) -> anyhow::Result<()> {
         step("create a private network and a data volume", || sandbox.create(sh))?;
+        let backend_started = Instant::now();
         let backend_url = step("start the backend", || sandbox.start(sh, Service::Backend, backend))?;
+        let backend_healthy = step("wait for the backend's /health", || {
+            wait_healthy(&backend_url, backend_started)
+        })?;
+        let frontend_started = Instant::now();
         let frontend_url = step("start the frontend", || sandbox.start(sh, Service::Frontend, frontend))?;
-        let healthy = step("wait for /health of both", || {
-            Ok([wait_healthy(&backend_url)?, wait_healthy(&frontend_url)?])
+        let frontend_healthy = step("wait for the frontend's /health", || {
+            wait_healthy(&frontend_url, frontend_started)
         })?;
         eprintln!(
-            "    /health answered {} (backend) and {} (frontend) after start",
-            human(healthy[0]),
-            human(healthy[1])
+            "    /health answered {} (backend) and {} (frontend) after `run` was called",
+            human(backend_healthy),
+            human(frontend_healthy)
         );
+        if let Ok(usage) = sandbox.memory(sh) {
+            eprintln!("    memory in use at idle: {usage}");
+        }
         let target = smoke::Target {
             frontend: frontend_url,
             backend: backend_url,
@@ -153,7 +162,7 @@ impl E2e {
                 .with_context(|| format!("writing {}", path.display()))?;
         }
         if let Ok(usage) = sandbox.memory(sh) {
-            eprintln!("    memory in use: {usage}");
+            eprintln!("    memory in use after the smoke test: {usage}");
         }
         report.into_result()
     }
@@ -164,8 +173,8 @@ pub fn helm_binary(sh: &Shell) -> anyhow::Result<PathBuf> {
     if let Some(path) = tools::find(tools::HELM) {
         return Ok(path);
     }
-    for version in ["v4", "v3"] {
-        let fetched = sh.current_dir().join("target/helm-dist").join(version).join("helm");
+    for dist in [helm_dist::HELM4, helm_dist::HELM3] {
+        let fetched = dist.binary(&sh.current_dir());
         if fetched.is_file() {
             return Ok(fetched);
         }
@@ -179,9 +188,8 @@ fn random_hex(bytes: usize) -> anyhow::Result<String> {
     Ok(buffer.iter().map(|b| format!("{b:02x}")).collect())
 }
 
-/// Polls `/health` until it answers 200; returns how long that took.
-fn wait_healthy(base: &str) -> anyhow::Result<Duration> {
-    let started = Instant::now();
+/// Polls `/health` until it answers 200; returns the time since `started`.
+fn wait_healthy(base: &str, started: Instant) -> anyhow::Result<Duration> {
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .http_status_as_error(false)
         .timeout_global(Some(Duration::from_secs(1)))
@@ -360,7 +368,7 @@ impl Sandbox {
             .unwrap_or_default();
         for item in started.iter().rev().filter(|i| i.starts_with("container:")) {
             let name = &item["container:".len()..];
-            let _ = cmd!(sh, "{program} rm --force --time 5 {name}")
+            let _ = cmd!(sh, "{program} rm --force --time 0 {name}")
                 .quiet()
                 .ignore_stdout()
                 .ignore_stderr()

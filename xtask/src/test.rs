@@ -3,7 +3,8 @@
 //! It first checks that everything the tests talk to is there (PostgreSQL, and the tools of
 //! later steps), failing with the install or start command when something is missing, so no
 //! test ever skips silently, and fetches the pinned Helm 3 and Helm 4 that the chart tests run
-//! (see [`crate::helm_dist`]). Then formatting, clippy, and every test.
+//! (see [`crate::helm_dist`]). Then formatting, clippy, every test, and the end-to-end run of
+//! the images ([`crate::e2e`]).
 
 use std::{net::TcpStream, time::Duration};
 
@@ -11,7 +12,7 @@ use anyhow::{Context, bail};
 use clap::Args;
 use xshell::{Shell, cmd};
 
-use crate::{helm_dist, progress::step, tools};
+use crate::{e2e::E2e, engine::Engine, helm_dist, progress::step, tools};
 
 /// The PostgreSQL server the backend's tests use, unless `TEST_DATABASE_URL` names another.
 pub const DEFAULT_TEST_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
@@ -51,6 +52,10 @@ impl Test {
             }
             Ok(())
         })?;
+        step(
+            "end to end: the images on Podman/Docker, configured by the chart, smoke-tested",
+            || E2e::default().run(sh),
+        )?;
         eprintln!("==> all tests passed");
         Ok(())
     }
@@ -70,6 +75,10 @@ fn preflight(sh: &Shell) -> anyhow::Result<()> {
         if let Err(err) = tools::require(tool) {
             missing.push(format!("{err:#}"));
         }
+    }
+    // The end-to-end step builds and runs the images.
+    if let Err(err) = Engine::detect(sh, None) {
+        missing.push(format!("{err:#}"));
     }
     let url = std::env::var("TEST_DATABASE_URL").unwrap_or_else(|_| DEFAULT_TEST_DATABASE_URL.to_owned());
     if let Err(err) = postgres_reachable(&url) {
