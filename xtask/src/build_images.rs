@@ -123,7 +123,7 @@ impl BuildImages {
         let root = sh.current_dir();
 
         let bin_dir = step(&format!("build release binaries for linux/{}", arch.name()), || {
-            build_binaries(sh, runner, engine, arch, in_container, &services)
+            build_binaries(sh, runner, engine, arch, in_container)
         })?;
         let revision = git_revision(sh);
         let created = cmd!(sh, "date -u +%Y-%m-%dT%H:%M:%SZ")
@@ -185,10 +185,12 @@ fn build_binaries(
     engine: Engine,
     arch: Arch,
     in_container: bool,
-    services: &[Service],
 ) -> anyhow::Result<PathBuf> {
     let triple = arch.triple();
-    let packages: Vec<String> = services
+    // Always both packages, even with --only: cargo unifies dependency features across the
+    // packages of one build, so building one alone would give a different binary — and a new
+    // tag — for unchanged code.
+    let packages: Vec<String> = Service::ALL
         .iter()
         .flat_map(|s| ["--package".to_owned(), s.name().to_owned()])
         .collect();
@@ -198,7 +200,13 @@ fn build_binaries(
             sh,
             "cargo build --release --locked --target {triple} {packages...}"
         ))?;
-        return Ok(crate::target_dir(sh)?.join(triple).join("release"));
+        // A dry run reads no binary, so it need not ask cargo where they are.
+        let target_dir = if runner.is_dry_run() {
+            sh.current_dir().join("target")
+        } else {
+            crate::target_dir(sh)?
+        };
+        return Ok(target_dir.join(triple).join("release"));
     }
     // The same cargo command inside the official Rust image; its target dir stays apart from the
     // host's, and a named volume keeps the crate downloads between runs.
