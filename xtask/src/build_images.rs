@@ -179,6 +179,13 @@ impl BuildImages {
     }
 }
 
+/// Builds both release binaries on this machine, statically linked exactly as the images get
+/// them, and returns their folder (used by `bench`, which measures what the images run).
+pub fn host_release_binaries(sh: &Shell) -> anyhow::Result<PathBuf> {
+    let arch = Arch::host().context("unknown host architecture")?;
+    build_binaries(sh, Runner::new(false), Engine::Podman, arch, false)
+}
+
 fn build_binaries(
     sh: &Shell,
     runner: Runner,

@@ -1,6 +1,7 @@
 //! The workflow behind `cargo xtask`: one module per command, plus the concepts several commands
 //! share (finding tools, the cluster's view, probing programs, reporting progress).
 
+pub mod bench;
 pub mod build_images;
 pub mod cluster;
 pub mod doctor;
@@ -10,6 +11,7 @@ pub mod helm_dist;
 pub mod images;
 pub mod manifests;
 pub mod probe;
+pub mod processes;
 pub mod progress;
 pub mod run;
 pub mod runner;

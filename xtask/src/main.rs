@@ -20,6 +20,8 @@ enum Command {
     Doctor(xtask::doctor::Doctor),
     /// Run every test of the project: formatting, lints, unit, integration and end-to-end tests.
     Test(xtask::test::Test),
+    /// Measure start-up, memory, latency and throughput of the release binaries.
+    Bench(xtask::bench::Bench),
     /// Build both container images: static binaries in FROM-scratch images, content-addressed tags.
     BuildImages(xtask::build_images::BuildImages),
     /// Run the images the way the chart would (Podman or Docker, no cluster) and smoke-test them.
@@ -47,6 +49,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Doctor(cmd) => cmd.run(&sh),
         Command::Test(cmd) => cmd.run(&sh),
+        Command::Bench(cmd) => cmd.run(&sh),
         Command::BuildImages(cmd) => cmd.run(&sh),
         Command::E2e(cmd) => cmd.run(&sh),
         Command::Run(cmd) => cmd.run(&sh),

@@ -6,26 +6,23 @@
 //! result.
 
 use std::{
-    io::{BufRead, BufReader},
     path::{Path, PathBuf},
-    process::{Child, Command, Stdio},
     sync::{
         Arc,
         atomic::{AtomicBool, Ordering},
-        mpsc,
     },
-    time::{Duration, Instant},
+    time::Duration,
 };
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use clap::Args;
-use nix::{
-    sys::signal::{Signal, kill},
-    unistd::Pid,
-};
 use xshell::{Shell, cmd};
 
-use crate::{progress::step, smoke};
+use crate::{
+    processes::{Logs, ServiceProcess, stop_all},
+    progress::step,
+    smoke,
+};
 
 /// Arguments of `cargo xtask run`.
 #[derive(Debug, Args)]
@@ -73,8 +70,24 @@ impl Run {
         let flag = stop.clone();
         ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst)).context("installing the Ctrl-C handler")?;
 
+        let mut services = Vec::new();
+        let outcome = self.serve(&bin_dir, &data_dir, jwt_secret, &stop, &mut services);
+        // Whatever happened — ready, failed to start, interrupted — nothing is left running.
+        stop_all(&mut services);
+        outcome
+    }
+
+    fn serve(
+        &self,
+        bin_dir: &Path,
+        data_dir: &Path,
+        jwt_secret: String,
+        stop: &AtomicBool,
+        services: &mut Vec<ServiceProcess>,
+    ) -> anyhow::Result<()> {
+        let timeout = Duration::from_secs(self.timeout);
         let database_url = format!("sqlite://{}", data_dir.join("todo.db").display());
-        let backend = Service::start(
+        services.push(ServiceProcess::start(
             "backend",
             &bin_dir.join("backend"),
             &[
@@ -83,11 +96,10 @@ impl Run {
                 ("JWT_SECRET", jwt_secret),
                 ("SHUTDOWN_DRAIN_SECONDS", "0".to_owned()),
             ],
-        )?;
-        let mut services = vec![backend];
-        let timeout = Duration::from_secs(self.timeout);
-        let backend_url = services[0].wait_ready(timeout, &stop)?;
-        let frontend = Service::start(
+            Logs::Prefixed,
+        )?);
+        let backend_url = services[0].wait_ready(timeout, stop)?;
+        services.push(ServiceProcess::start(
             "frontend",
             &bin_dir.join("frontend"),
             &[
@@ -95,39 +107,35 @@ impl Run {
                 ("BACKEND_URL", backend_url.clone()),
                 ("SHUTDOWN_DRAIN_SECONDS", "0".to_owned()),
             ],
-        )?;
-        services.push(frontend);
-        let outcome = services[1].wait_ready(timeout, &stop).and_then(|frontend_url| {
-            if self.json {
-                println!(
-                    "{}",
-                    serde_json::json!({
-                        "frontend_url": frontend_url, "backend_url": backend_url,
-                        "frontend_pid": services[1].child.id(), "backend_pid": services[0].child.id(),
-                    })
-                );
-            }
-            eprintln!(
-                "\n    Todo is running at {frontend_url}\n    (API {backend_url}, data in {}). Press Ctrl-C to stop.\n",
-                self.data_dir.display()
+            Logs::Prefixed,
+        )?);
+        let frontend_url = services[1].wait_ready(timeout, stop)?;
+        if self.json {
+            println!(
+                "{}",
+                serde_json::json!({
+                    "frontend_url": frontend_url, "backend_url": backend_url,
+                    "frontend_pid": services[1].child.id(), "backend_pid": services[0].child.id(),
+                })
             );
-            if self.smoke {
-                let target = smoke::Target {
-                    frontend: frontend_url,
-                    backend: backend_url.clone(),
-                    expect_version: None,
-                    timeout,
-                };
-                let report = smoke::run_checks(&target);
-                print!("{}", report.render());
-                report.into_result()
-            } else {
-                supervise(&mut services, &stop);
-                Ok(())
-            }
-        });
-        stop_all(&mut services);
-        outcome
+        }
+        eprintln!(
+            "\n    Todo is running at {frontend_url}\n    (API {backend_url}, data in {}). Press Ctrl-C to stop.\n",
+            self.data_dir.display()
+        );
+        if self.smoke {
+            let target = smoke::Target {
+                frontend: frontend_url,
+                backend: backend_url,
+                expect_version: None,
+                timeout,
+            };
+            let report = smoke::run_checks(&target);
+            print!("{}", report.render());
+            return report.into_result();
+        }
+        supervise(services, stop);
+        Ok(())
     }
 }
 
@@ -151,96 +159,9 @@ fn jwt_secret(data_dir: &Path) -> anyhow::Result<String> {
     Ok(secret)
 }
 
-/// A child service whose log lines are printed with its name as prefix.
-struct Service {
-    name: &'static str,
-    child: Child,
-    /// The address it reported in its "listening on" line.
-    address: mpsc::Receiver<String>,
-}
-
-impl Service {
-    fn start(name: &'static str, binary: &Path, env: &[(&str, String)]) -> anyhow::Result<Self> {
-        // A long-running child whose output is streamed line by line: xshell runs commands to
-        // completion, so this one process is started with std::process (arguments still separate).
-        let mut command = Command::new(binary);
-        command
-            .envs(env.iter().map(|(k, v)| (k, v)))
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = command
-            .spawn()
-            .with_context(|| format!("starting {}", binary.display()))?;
-        let (tx, address) = mpsc::channel();
-        let prefix = format!("{name:<8} | ");
-        if let Some(stderr) = child.stderr.take() {
-            let prefix = prefix.clone();
-            std::thread::spawn(move || forward(stderr, &prefix, Some(tx)));
-        }
-        if let Some(stdout) = child.stdout.take() {
-            std::thread::spawn(move || forward(stdout, &prefix, None));
-        }
-        Ok(Self { name, child, address })
-    }
-
-    /// Waits for the "listening on" line, then for /ready to answer 200; returns the base URL.
-    fn wait_ready(&mut self, timeout: Duration, stop: &AtomicBool) -> anyhow::Result<String> {
-        let deadline = Instant::now() + timeout;
-        let base = loop {
-            if let Ok(address) = self.address.recv_timeout(Duration::from_millis(100)) {
-                break address;
-            }
-            self.check_alive(stop, deadline)?;
-        };
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(Duration::from_secs(2)))
-            .build()
-            .into();
-        loop {
-            if agent
-                .get(format!("{base}/ready"))
-                .call()
-                .is_ok_and(|r| r.status() == 200)
-            {
-                return Ok(base);
-            }
-            self.check_alive(stop, deadline)?;
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    fn check_alive(&mut self, stop: &AtomicBool, deadline: Instant) -> anyhow::Result<()> {
-        if stop.load(Ordering::SeqCst) {
-            bail!("interrupted while waiting for the {} to start", self.name);
-        }
-        if let Some(status) = self.child.try_wait()? {
-            bail!("the {} exited during start-up ({status}); its log is above", self.name);
-        }
-        if Instant::now() > deadline {
-            bail!("the {} did not become ready in time; its log is above", self.name);
-        }
-        Ok(())
-    }
-}
-
-/// Copies a child's output lines to our stderr with a prefix, and reports its listening address.
-fn forward(stream: impl std::io::Read, prefix: &str, address: Option<mpsc::Sender<String>>) {
-    for line in BufReader::new(stream).lines().map_while(Result::ok) {
-        if let Some(tx) = &address
-            && let Some(rest) = line.split("listening on ").nth(1)
-        {
-            let url: String = rest.chars().take_while(|c| !c.is_whitespace()).collect();
-            let _ = tx.send(url);
-        }
-        eprintln!("{prefix}{line}");
-    }
-}
-
 /// Waits for Ctrl-C; a service that dies is reported and the other keeps running, so its own
 /// view of the failure (the frontend's "service unavailable" page, say) stays visible.
-fn supervise(services: &mut [Service], stop: &AtomicBool) {
+fn supervise(services: &mut [ServiceProcess], stop: &AtomicBool) {
     let mut reported = vec![false; services.len()];
     while !stop.load(Ordering::SeqCst) {
         for (service, reported) in services.iter_mut().zip(reported.iter_mut()) {
@@ -257,28 +178,4 @@ fn supervise(services: &mut [Service], stop: &AtomicBool) {
         }
         std::thread::sleep(Duration::from_millis(200));
     }
-}
-
-/// Asks every service to stop (SIGINT: no drain pause) and waits; kills what does not stop.
-fn stop_all(services: &mut [Service]) {
-    for service in services.iter_mut().rev() {
-        if let Ok(None) = service.child.try_wait()
-            && let Ok(pid) = i32::try_from(service.child.id())
-        {
-            let _ = kill(Pid::from_raw(pid), Signal::SIGINT);
-        }
-    }
-    let deadline = Instant::now() + Duration::from_secs(15);
-    for service in services.iter_mut() {
-        while let Ok(None) = service.child.try_wait() {
-            if Instant::now() > deadline {
-                eprintln!("==> the {} did not stop in time; killing it", service.name);
-                let _ = service.child.kill();
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = service.child.wait();
-    }
-    eprintln!("==> stopped");
 }

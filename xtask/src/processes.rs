@@ -1,0 +1,145 @@
+//! The backend and frontend as local processes (for `run` and `bench`): started from their
+//! binaries, their "listening on" line read to learn the port, readiness awaited, and stopped.
+
+use std::{
+    io::{BufRead, BufReader},
+    path::Path,
+    process::{Child, Command, Stdio},
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        mpsc,
+    },
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context, bail};
+use nix::{
+    sys::signal::{Signal, kill},
+    unistd::Pid,
+};
+
+/// What happens to a child's log lines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Logs {
+    /// Printed on our stderr with the service's name as prefix.
+    Prefixed,
+    /// Read (for the listening address) and dropped.
+    Discarded,
+}
+
+/// A running service binary.
+pub struct ServiceProcess {
+    /// Its name, for messages and log prefixes.
+    pub name: &'static str,
+    /// The process.
+    pub child: Child,
+    /// The address it reported in its "listening on" line.
+    address: mpsc::Receiver<String>,
+}
+
+impl ServiceProcess {
+    /// Starts `binary` with `env` added to our environment.
+    pub fn start(name: &'static str, binary: &Path, env: &[(&str, String)], logs: Logs) -> anyhow::Result<Self> {
+        // A long-running child whose output is streamed line by line: xshell runs commands to
+        // completion, so this one process is started with std::process (arguments still separate).
+        let mut command = Command::new(binary);
+        command
+            .envs(env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = command
+            .spawn()
+            .with_context(|| format!("starting {}", binary.display()))?;
+        let (tx, address) = mpsc::channel();
+        let prefix = format!("{name:<8} | ");
+        if let Some(stderr) = child.stderr.take() {
+            let prefix = prefix.clone();
+            std::thread::spawn(move || forward(stderr, &prefix, logs, Some(tx)));
+        }
+        if let Some(stdout) = child.stdout.take() {
+            std::thread::spawn(move || forward(stdout, &prefix, logs, None));
+        }
+        Ok(Self { name, child, address })
+    }
+
+    /// Waits for the "listening on" line, then for /ready to answer 200; returns the base URL.
+    pub fn wait_ready(&mut self, timeout: Duration, stop: &AtomicBool) -> anyhow::Result<String> {
+        let deadline = Instant::now() + timeout;
+        let base = loop {
+            if let Ok(address) = self.address.recv_timeout(Duration::from_millis(100)) {
+                break address;
+            }
+            self.check_alive(stop, deadline)?;
+        };
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(2)))
+            .build()
+            .into();
+        loop {
+            if agent
+                .get(format!("{base}/ready"))
+                .call()
+                .is_ok_and(|r| r.status() == 200)
+            {
+                return Ok(base);
+            }
+            self.check_alive(stop, deadline)?;
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn check_alive(&mut self, stop: &AtomicBool, deadline: Instant) -> anyhow::Result<()> {
+        if stop.load(Ordering::SeqCst) {
+            bail!("interrupted while waiting for the {} to start", self.name);
+        }
+        if let Some(status) = self.child.try_wait()? {
+            bail!("the {} exited during start-up ({status}); its log is above", self.name);
+        }
+        if Instant::now() > deadline {
+            bail!("the {} did not become ready in time; its log is above", self.name);
+        }
+        Ok(())
+    }
+}
+
+/// Copies a child's output lines to our stderr with a prefix (or drops them), and reports its
+/// listening address.
+fn forward(stream: impl std::io::Read, prefix: &str, logs: Logs, address: Option<mpsc::Sender<String>>) {
+    for line in BufReader::new(stream).lines().map_while(Result::ok) {
+        if let Some(tx) = &address
+            && let Some(rest) = line.split("listening on ").nth(1)
+        {
+            let url: String = rest.chars().take_while(|c| !c.is_whitespace()).collect();
+            let _ = tx.send(url);
+        }
+        if logs == Logs::Prefixed {
+            eprintln!("{prefix}{line}");
+        }
+    }
+}
+
+/// Asks every service to stop (SIGINT: no drain pause) and waits; kills what does not stop.
+pub fn stop_all(services: &mut [ServiceProcess]) {
+    for service in services.iter_mut().rev() {
+        if let Ok(None) = service.child.try_wait()
+            && let Ok(pid) = i32::try_from(service.child.id())
+        {
+            let _ = kill(Pid::from_raw(pid), Signal::SIGINT);
+        }
+    }
+    let deadline = Instant::now() + Duration::from_secs(15);
+    for service in services.iter_mut() {
+        while let Ok(None) = service.child.try_wait() {
+            if Instant::now() > deadline {
+                eprintln!("==> the {} did not stop in time; killing it", service.name);
+                let _ = service.child.kill();
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = service.child.wait();
+    }
+    eprintln!("==> stopped");
+}
