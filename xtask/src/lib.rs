@@ -1,6 +1,7 @@
 //! The workflow behind `cargo xtask`: one module per command, plus the concepts several commands
 //! share (finding tools, the cluster's view, probing programs, reporting progress).
 
+pub mod background;
 pub mod build_images;
 pub mod cluster;
 pub mod doctor;
@@ -14,6 +15,7 @@ pub mod run;
 pub mod runner;
 pub mod smoke;
 pub mod test;
+pub mod timestamps;
 pub mod tools;
 
 use std::path::{Path, PathBuf};
