@@ -4,6 +4,7 @@
 pub mod background;
 pub mod build_images;
 pub mod cluster;
+pub mod deploy;
 pub mod diagnostics;
 pub mod doctor;
 pub mod e2e;

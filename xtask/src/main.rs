@@ -27,7 +27,10 @@ enum Command {
     /// Run the app on this machine (SQLite, no cluster): build, start both, stream logs until Ctrl-C.
     Run(xtask::run::Run),
     /// Prove a running deployment works for a real user: health, version, sign up, tasks, log out.
+    /// Reached directly with --url/--backend-url, otherwise through the cluster (port-forward).
     Smoke(xtask::smoke::Smoke),
+    /// Load the built images into the local cluster, helm upgrade --install, wait, diagnose failures.
+    Deploy(xtask::deploy::Deploy),
 }
 
 fn main() -> ExitCode {
@@ -51,6 +54,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::E2e(cmd) => cmd.run(&sh),
         Command::Run(cmd) => cmd.run(&sh),
         Command::Smoke(cmd) => cmd.run(&sh),
+        Command::Deploy(cmd) => cmd.run(&sh),
     }
 }
 
