@@ -306,6 +306,7 @@ fn build_image(
         id,
         size_bytes,
         built,
+        revision: (revision != "unknown").then(|| revision.to_owned()),
     })
 }
 

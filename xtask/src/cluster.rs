@@ -8,7 +8,7 @@
 //! the parsing is unit-tested on real output shapes. `doctor` reports these facts; `deploy` and
 //! `up` act on them (for example starting Minikube with [`minikube_start_args`]).
 
-use std::collections::BTreeMap;
+use std::{collections::BTreeMap, path::Path};
 
 use anyhow::{Context, bail};
 use serde::Deserialize;
@@ -399,8 +399,13 @@ impl HelmVersion {
 
 /// `helm version --short`.
 pub fn helm_version(sh: &Shell) -> anyhow::Result<HelmVersion> {
+    helm_version_of(sh, Path::new("helm"))
+}
+
+/// `<program> version --short`, for a Helm binary that may not be on PATH.
+pub fn helm_version_of(sh: &Shell, program: &Path) -> anyhow::Result<HelmVersion> {
     // Helm 2 prints its client line, then may fail to reach Tiller: the client line is enough.
-    let probe = probe::run(cmd!(sh, "helm version --short"), PROBE_TIMEOUT);
+    let probe = probe::run(cmd!(sh, "{program} version --short"), PROBE_TIMEOUT);
     parse_helm_version(&probe.stdout).map_err(|err| {
         if probe.succeeded() {
             err

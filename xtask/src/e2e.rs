@@ -26,7 +26,7 @@ use crate::{
     images::{BuildRecord, Service},
     manifests::{self, ContainerSpec},
     progress::{human, step},
-    smoke, tools,
+    secrets, smoke, tools,
 };
 
 /// Arguments of `cargo xtask e2e`.
@@ -70,8 +70,8 @@ impl E2e {
             .context("no frontend image recorded; run build-images")?;
 
         let helm = helm_binary(sh)?;
-        let mut secrets = BTreeMap::new();
-        secrets.insert("JWT_SECRET".to_owned(), random_hex(32)?);
+        let mut secret_values = BTreeMap::new();
+        secret_values.insert("JWT_SECRET".to_owned(), secrets::random_hex(32)?);
         let (backend, frontend) = step("render the chart (values-dev.yaml) and read the pod specs", || {
             let sets = [
                 format!("backend.image.repository={}", backend_image.name),
@@ -90,8 +90,8 @@ impl E2e {
             }
             let documents = manifests::render(sh, &helm, "todo", Path::new("helm"), &args)?;
             Ok((
-                manifests::container_spec(&documents, Service::Backend, &secrets)?,
-                manifests::container_spec(&documents, Service::Frontend, &secrets)?,
+                manifests::container_spec(&documents, Service::Backend, &secret_values)?,
+                manifests::container_spec(&documents, Service::Frontend, &secret_values)?,
             ))
         })?;
 
@@ -180,12 +180,6 @@ pub fn helm_binary(sh: &Shell) -> anyhow::Result<PathBuf> {
         }
     }
     tools::require(tools::HELM)
-}
-
-fn random_hex(bytes: usize) -> anyhow::Result<String> {
-    let mut buffer = vec![0_u8; bytes];
-    getrandom::fill(&mut buffer).map_err(|err| anyhow::anyhow!("no system randomness: {err}"))?;
-    Ok(buffer.iter().map(|b| format!("{b:02x}")).collect())
 }
 
 /// Polls `/health` until it answers 200; returns the time since `started`.

@@ -66,6 +66,9 @@ pub struct ImageRecord {
     pub size_bytes: u64,
     /// False when an image with this tag already existed and was reused.
     pub built: bool,
+    /// The commit the binary was built from (`-dirty` with local changes), when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revision: Option<String>,
 }
 
 /// What `build-images` wrote.
@@ -87,8 +90,12 @@ impl BuildRecord {
 
     /// Reads the record of the last build.
     pub fn load(root: &Path) -> anyhow::Result<Self> {
-        let path = Self::path(root);
-        let text = std::fs::read_to_string(&path).with_context(|| {
+        Self::load_from(&Self::path(root))
+    }
+
+    /// Reads a record from a file of its own.
+    pub fn load_from(path: &Path) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path).with_context(|| {
             format!(
                 "no image record at {} (run `cargo xtask build-images` first)",
                 path.display()
@@ -171,6 +178,7 @@ mod tests {
                 id: "fdcc2154d45a".into(),
                 size_bytes: 11_000_000,
                 built: true,
+                revision: Some("0123456789abcdef0123456789abcdef01234567".into()),
             }],
         };
         record.save(dir.path()).unwrap();

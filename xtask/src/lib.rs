@@ -1,23 +1,38 @@
 //! The workflow behind `cargo xtask`: one module per command, plus the concepts several commands
 //! share (finding tools, the cluster's view, probing programs, reporting progress).
 
+pub mod background;
 pub mod bench;
 pub mod build_images;
 pub mod cluster;
+pub mod deploy;
+pub mod diagnostics;
 pub mod doctor;
 pub mod e2e;
 pub mod engine;
 pub mod helm_dist;
+pub mod history;
 pub mod images;
+pub mod logs;
 pub mod manifests;
+pub mod node_images;
+pub mod port_forward;
 pub mod probe;
 pub mod processes;
 pub mod progress;
+pub mod release;
+pub mod rollback;
+pub mod rollout;
 pub mod run;
 pub mod runner;
+pub mod secrets;
 pub mod smoke;
+pub mod status;
 pub mod test;
+pub mod timestamps;
 pub mod tools;
+pub mod uninstall;
+pub mod up;
 
 use std::path::{Path, PathBuf};
 

@@ -29,7 +29,24 @@ enum Command {
     /// Run the app on this machine (SQLite, no cluster): build, start both, stream logs until Ctrl-C.
     Run(xtask::run::Run),
     /// Prove a running deployment works for a real user: health, version, sign up, tasks, log out.
+    /// Reached directly with --url/--backend-url, otherwise through the cluster (port-forward).
     Smoke(xtask::smoke::Smoke),
+    /// Load the built images into the local cluster, helm upgrade --install, wait, diagnose failures.
+    Deploy(xtask::deploy::Deploy),
+    /// The whole loop: start Minikube if needed, build the images, deploy, smoke-test.
+    Up(xtask::up::Up),
+    /// The release's revision, versions, pods (readiness, restarts, image), URL and problems.
+    Status(xtask::status::Status),
+    /// The release's logs (one component's with `backend`/`frontend`), secrets scrubbed.
+    Logs(xtask::logs::Logs),
+    /// Roll the release back to an earlier revision (default: the previous good one).
+    Rollback(xtask::rollback::Rollback),
+    /// The release's revisions, with the images each ran.
+    History(xtask::history::History),
+    /// Remove the release, keeping its data and Secret (unless --purge).
+    Uninstall(xtask::uninstall::Uninstall),
+    /// Create or update the Secret the app reads (JWT, database URL, API keys), never echoing values.
+    Secrets(xtask::secrets::Secrets),
 }
 
 fn main() -> ExitCode {
@@ -54,6 +71,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::E2e(cmd) => cmd.run(&sh),
         Command::Run(cmd) => cmd.run(&sh),
         Command::Smoke(cmd) => cmd.run(&sh),
+        Command::Deploy(cmd) => cmd.run(&sh),
+        Command::Up(cmd) => cmd.run(&sh),
+        Command::Status(cmd) => cmd.run(&sh),
+        Command::Logs(cmd) => cmd.run(&sh),
+        Command::Rollback(cmd) => cmd.run(&sh),
+        Command::History(cmd) => cmd.run(&sh),
+        Command::Uninstall(cmd) => cmd.run(&sh),
+        Command::Secrets(cmd) => cmd.run(&sh),
     }
 }
 

@@ -189,7 +189,8 @@ fn string_map(value: &Value) -> BTreeMap<String, String> {
         .unwrap_or_default()
 }
 
-fn base64_decode(input: &str) -> Option<String> {
+/// Decodes standard base64 (as in a Secret's `data`) into UTF-8 text; `None` if it is not.
+pub(crate) fn base64_decode(input: &str) -> Option<String> {
     const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut bits = 0_u32;
     let mut count = 0;

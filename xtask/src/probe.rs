@@ -124,7 +124,8 @@ pub fn run(cmd: Cmd<'_>, timeout: Duration) -> Probe {
     }
 }
 
-fn drain(pipe: Option<impl Read + Send + 'static>) -> mpsc::Receiver<Vec<u8>> {
+/// Reads a pipe to its end on a thread of its own; the bytes arrive on the receiver.
+pub(crate) fn drain(pipe: Option<impl Read + Send + 'static>) -> mpsc::Receiver<Vec<u8>> {
     let (tx, rx) = mpsc::channel();
     if let Some(mut pipe) = pipe {
         thread::spawn(move || {
@@ -138,7 +139,7 @@ fn drain(pipe: Option<impl Read + Send + 'static>) -> mpsc::Receiver<Vec<u8>> {
 
 /// The drained output. A grandchild that inherited the pipe can keep it open after the probe
 /// ended; then we take nothing rather than wait for it.
-fn collect(rx: &mpsc::Receiver<Vec<u8>>) -> String {
+pub(crate) fn collect(rx: &mpsc::Receiver<Vec<u8>>) -> String {
     rx.recv_timeout(Duration::from_millis(500))
         .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
         .unwrap_or_default()

@@ -18,20 +18,38 @@ use serde::Serialize;
 use ureq::Agent;
 use xshell::Shell;
 
-use crate::progress::human;
+use crate::{
+    port_forward::Forwards,
+    progress::human,
+    release::{Access, Release, ReleaseArgs},
+};
+
+/// The frontend's URL when only `--backend-url` is given (where `cargo xtask run` serves it).
+pub const DEFAULT_FRONTEND_URL: &str = "http://127.0.0.1:3000";
+/// The backend's URL when only `--url` is given.
+pub const DEFAULT_BACKEND_URL: &str = "http://127.0.0.1:8000";
 
 /// Arguments of `cargo xtask smoke`.
+///
+/// The app is reached directly with `--url`/`--backend-url`, otherwise through the cluster: the
+/// release's Services are forwarded to free local ports with `kubectl port-forward` for the
+/// duration of the checks.
 #[derive(Debug, Clone, Args)]
 pub struct Smoke {
-    /// The frontend's base URL.
-    #[arg(long, default_value = "http://127.0.0.1:3000")]
-    pub url: String,
-    /// The backend's base URL, for its /health, /ready and /version.
-    #[arg(long, default_value = "http://127.0.0.1:8000")]
-    pub backend_url: String,
-    /// Fail unless the backend's /version reports this build (an image tag).
+    /// The frontend's base URL [default without --backend-url: the release, through the cluster].
+    #[arg(long)]
+    pub url: Option<String>,
+    /// The backend's base URL, for its /health, /ready and /version [default without --url: the
+    /// release, through the cluster].
+    #[arg(long)]
+    pub backend_url: Option<String>,
+    /// Fail unless the backend's /version reports this build (an image tag) [default through the
+    /// cluster: the tag the backend Deployment runs].
     #[arg(long)]
     pub expect_version: Option<String>,
+    /// The release to reach through the cluster (ignored with --url or --backend-url).
+    #[command(flatten)]
+    pub cluster: ReleaseArgs,
     /// Also write the report as JSON to this file (`-` for stdout).
     #[arg(long)]
     pub json: Option<PathBuf>,
@@ -42,14 +60,37 @@ pub struct Smoke {
 
 impl Smoke {
     /// Runs the checks, prints the report, writes the JSON, and fails when a step failed.
-    pub fn run(self, _sh: &Shell) -> anyhow::Result<()> {
-        let target = Target {
-            frontend: self.url.trim_end_matches('/').to_owned(),
-            backend: self.backend_url.trim_end_matches('/').to_owned(),
-            expect_version: self.expect_version,
-            timeout: Duration::from_secs(self.timeout),
+    pub fn run(self, sh: &Shell) -> anyhow::Result<()> {
+        let timeout = Duration::from_secs(self.timeout);
+        let (report, forwards) = if self.url.is_none() && self.backend_url.is_none() {
+            let release = self.cluster.resolve(sh, Access::Read)?;
+            let expect_version = match self.expect_version {
+                Some(version) => Some(version),
+                None => deployed_backend_tag(sh, &release)?,
+            };
+            let forwards = Forwards::open(sh, &release)?;
+            let target = Target {
+                frontend: forwards.frontend.clone(),
+                backend: forwards.backend.clone(),
+                expect_version,
+                timeout,
+            };
+            (run_checks(&target), Some(forwards))
+        } else {
+            let url = |given: Option<String>, default: &str| {
+                given.as_deref().unwrap_or(default).trim_end_matches('/').to_owned()
+            };
+            let target = Target {
+                frontend: url(self.url, DEFAULT_FRONTEND_URL),
+                backend: url(self.backend_url, DEFAULT_BACKEND_URL),
+                expect_version: self.expect_version,
+                timeout,
+            };
+            (run_checks(&target), None)
         };
-        let report = run_checks(&target);
+        if let Some(forwards) = forwards {
+            forwards.close();
+        }
         let to_stdout = self.json.as_deref().is_some_and(|p| p.as_os_str() == "-");
         if to_stdout {
             eprint!("{}", report.render());
@@ -67,6 +108,17 @@ impl Smoke {
         }
         report.into_result()
     }
+}
+
+/// The tag of the image the release's backend Deployment runs (`None` when it has no backend).
+fn deployed_backend_tag(sh: &Shell, release: &Release) -> anyhow::Result<Option<String>> {
+    let selector = release.component_selector("backend");
+    let json = release.query(sh, &["get", "deployments", "-l", &selector, "-o", "json"])?;
+    let list: serde_json::Value = serde_json::from_str(&json).context("reading the backend Deployment")?;
+    let image = list["items"][0]["spec"]["template"]["spec"]["containers"][0]["image"].as_str();
+    Ok(image
+        .and_then(|image| image.rsplit_once(':'))
+        .map(|(_, tag)| tag.to_owned()))
 }
 
 /// What to check.

@@ -3,4 +3,5 @@
 // Each test binary includes this module and uses a different part of it.
 #![allow(dead_code)]
 
+pub mod cluster;
 pub mod standins;

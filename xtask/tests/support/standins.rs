@@ -1,15 +1,23 @@
 //! Recording stand-ins for the programs a command runs (minikube, kubectl, helm, docker, ...).
 //!
 //! Each stand-in is a small `#!/bin/sh` script in a fresh temporary folder. It appends its full
-//! command line (program name first, one line per invocation) to a log in that folder, then
+//! command line (program name first, one line per invocation, written at once so programs running
+//! at the same time do not interleave) to a log in that folder, then
 //! answers from a table of canned replies chosen by its arguments (a `case` over `"$*"`): what to
 //! print on stdout and stderr, and the exit code. Arguments no reply matches are answered with
 //! exit code 97 and a message on stderr, so an unexpected call shows up as a failure, and in the
 //! log.
 //!
-//! The scripts use shell built-ins only (`printf`, `case`, redirections), so the command under
-//! test can run with PATH set to the stand-in folder alone: no real kubectl, docker or helm
-//! elsewhere on the machine can shadow a stand-in or fill in for a "missing" program.
+//! A pattern may have several replies, given in turn (the last one repeats), for programs whose
+//! answer changes as the command under test works (an image absent before `minikube image load`
+//! and present after). A reply may wait for a signal before answering, like `helm upgrade --wait`
+//! or `kubectl port-forward` do; the signal is logged as `<program> <- SIGTERM`. A reply may also
+//! record what the program read on stdin, to prove a secret travelled there and not in argv.
+//!
+//! The scripts use shell built-ins only (`printf`, `case`, `read`, redirections; `/bin/sleep` by
+//! absolute path for waiting), so the command under test can run with PATH set to the stand-in
+//! folder alone: no real kubectl, docker or helm elsewhere on the machine can shadow a stand-in
+//! or fill in for a "missing" program.
 
 use std::{
     ffi::OsStr,
@@ -24,6 +32,12 @@ use tempfile::TempDir;
 /// Exit code of a stand-in asked something it has no reply for.
 pub const UNEXPECTED_CALL: i32 = 97;
 
+/// Exit code of a stand-in that waited for a signal that never came.
+pub const NEVER_SIGNALLED: i32 = 98;
+
+/// How long a waiting stand-in waits for its signal.
+pub const SIGNAL_WAIT_SECONDS: u32 = 60;
+
 /// What a stand-in answers: stdout, stderr and exit code.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Reply {
@@ -33,6 +47,10 @@ pub struct Reply {
     pub stderr: String,
     /// The exit code.
     pub code: i32,
+    /// Answer only after SIGTERM or SIGINT arrives (exit [`NEVER_SIGNALLED`] if none does).
+    pub until_signalled: bool,
+    /// Append what arrives on stdin to the stdin log ([`StandIns::stdin_log`]).
+    pub records_stdin: bool,
 }
 
 impl Reply {
@@ -60,13 +78,30 @@ impl Reply {
             ..self
         }
     }
+
+    /// The same reply, given only once the program is sent SIGTERM or SIGINT: a program that
+    /// runs until stopped (`helm upgrade --wait`, `kubectl port-forward`).
+    pub fn until_signalled(self) -> Reply {
+        Reply {
+            until_signalled: true,
+            ..self
+        }
+    }
+
+    /// The same reply, after recording stdin in the stdin log.
+    pub fn recording_stdin(self) -> Reply {
+        Reply {
+            records_stdin: true,
+            ..self
+        }
+    }
 }
 
 /// A stand-in program: its name and its replies, tried in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Program {
     name: String,
-    replies: Vec<(String, Reply)>,
+    replies: Vec<(String, Vec<Reply>)>,
 }
 
 impl Program {
@@ -86,33 +121,70 @@ impl Program {
     /// Answers `reply` when the arguments, joined by single spaces, match `pattern`, where `*`
     /// matches anything and every other character only itself. A pattern given again replaces
     /// its earlier reply (in place), so a scenario can change one answer of a prepared program.
-    pub fn on(mut self, pattern: &str, reply: Reply) -> Program {
+    pub fn on(self, pattern: &str, reply: Reply) -> Program {
+        self.on_each(pattern, vec![reply])
+    }
+
+    /// Answers the first matching call with the first reply, the second with the second, and so
+    /// on; the last reply repeats. Replaces an earlier answer to the same pattern, like [`Program::on`].
+    pub fn on_each(mut self, pattern: &str, replies: Vec<Reply>) -> Program {
+        assert!(!replies.is_empty(), "a pattern needs at least one reply");
         match self.replies.iter_mut().find(|(p, _)| p == pattern) {
-            Some(existing) => existing.1 = reply,
-            None => self.replies.push((pattern.to_owned(), reply)),
+            Some(existing) => existing.1 = replies,
+            None => self.replies.push((pattern.to_owned(), replies)),
         }
         self
     }
 
-    fn script(&self, log: &Path) -> String {
+    fn script(&self, dir: &Path) -> String {
+        let log = quote(&dir.join("invocations.log").to_string_lossy());
         let mut script = format!(
             "#!/bin/sh\n\
              # Stand-in for `{name}` written by the tests: records its arguments, answers from a table.\n\
-             {{ printf '%s' {name_q}; for arg in \"$@\"; do printf ' %s' \"$arg\"; done; printf '\\n'; }} >> {log}\n\
-             case \"$*\" in\n",
+             line={name_q}; for arg in \"$@\"; do line=\"$line $arg\"; done\n\
+             # One write per line, so stand-ins running at the same time never interleave their lines.\n\
+             printf '%s\\n' \"$line\" >> {log}\n",
             name = self.name,
             name_q = quote(&self.name),
-            log = quote(&log.to_string_lossy()),
         );
-        for (pattern, reply) in &self.replies {
+        // One function per reply that waits for a signal: it answers when the signal arrives.
+        for (pattern_index, (_, replies)) in self.replies.iter().enumerate() {
+            for (reply_index, reply) in replies.iter().enumerate().filter(|(_, r)| r.until_signalled) {
+                script.push_str(&format!(
+                    "on_signal_{pattern_index}_{reply_index}() {{\n  printf '%s <- %s\\n' {name_q} \"$1\" >> {log}\n  kill \"$sleeper\" 2>/dev/null\n{}  exit {}\n}}\n",
+                    print_output(reply, "  "),
+                    reply.code,
+                    name_q = quote(&self.name),
+                ));
+            }
+        }
+        script.push_str("case \"$*\" in\n");
+        for (pattern_index, (pattern, replies)) in self.replies.iter().enumerate() {
             script.push_str(&format!("  {})\n", glob(pattern)));
-            if !reply.stdout.is_empty() {
-                script.push_str(&format!("    printf '%s' {}\n", quote(&reply.stdout)));
+            if replies.len() == 1 {
+                script.push_str(&answer(&replies[0], dir, (pattern_index, 0), "    "));
+                script.push_str("    ;;\n");
+                continue;
             }
-            if !reply.stderr.is_empty() {
-                script.push_str(&format!("    printf '%s' {} >&2\n", quote(&reply.stderr)));
+            let counter = quote(
+                &dir.join("counters")
+                    .join(format!("{}.{pattern_index}", self.name))
+                    .to_string_lossy(),
+            );
+            script.push_str(&format!(
+                "    n=0; [ -f {counter} ] && read n < {counter}; n=$((n + 1)); printf '%s\\n' \"$n\" > {counter}\n    case $n in\n"
+            ));
+            for (reply_index, reply) in replies.iter().enumerate() {
+                let label = if reply_index + 1 == replies.len() {
+                    "*".to_owned()
+                } else {
+                    (reply_index + 1).to_string()
+                };
+                script.push_str(&format!("      {label})\n"));
+                script.push_str(&answer(reply, dir, (pattern_index, reply_index), "        "));
+                script.push_str("        ;;\n");
             }
-            script.push_str(&format!("    exit {} ;;\n", reply.code));
+            script.push_str("    esac ;;\n");
         }
         script.push_str(&format!(
             "  *)\n    printf 'stand-in {}: no canned reply for: %s\\n' \"$*\" >&2\n    exit {UNEXPECTED_CALL} ;;\nesac\n",
@@ -120,6 +192,42 @@ impl Program {
         ));
         script
     }
+}
+
+/// The lines that give `reply`: record stdin, wait for a signal, print, exit.
+fn answer(reply: &Reply, dir: &Path, (pattern, index): (usize, usize), indent: &str) -> String {
+    let mut lines = String::new();
+    if reply.records_stdin {
+        let stdin_log = quote(&dir.join("stdin.log").to_string_lossy());
+        lines.push_str(&format!(
+            "{indent}while IFS= read -r line || [ -n \"$line\" ]; do printf '%s\\n' \"$line\"; done >> {stdin_log}\n"
+        ));
+    }
+    if reply.until_signalled {
+        lines.push_str(&format!(
+            "{indent}trap 'on_signal_{pattern}_{index} SIGTERM' TERM\n\
+             {indent}trap 'on_signal_{pattern}_{index} SIGINT' INT\n\
+             {indent}/bin/sleep {SIGNAL_WAIT_SECONDS} & sleeper=$!\n\
+             {indent}wait \"$sleeper\"\n\
+             {indent}exit {NEVER_SIGNALLED}\n"
+        ));
+        return lines;
+    }
+    lines.push_str(&print_output(reply, indent));
+    lines.push_str(&format!("{indent}exit {}\n", reply.code));
+    lines
+}
+
+/// The `printf`s of a reply's stdout and stderr.
+fn print_output(reply: &Reply, indent: &str) -> String {
+    let mut lines = String::new();
+    if !reply.stdout.is_empty() {
+        lines.push_str(&format!("{indent}printf '%s' {}\n", quote(&reply.stdout)));
+    }
+    if !reply.stderr.is_empty() {
+        lines.push_str(&format!("{indent}printf '%s' {} >&2\n", quote(&reply.stderr)));
+    }
+    lines
 }
 
 /// A folder of stand-in programs and the log of their invocations.
@@ -136,7 +244,9 @@ impl StandIns {
             .expect("create a temporary folder for stand-ins");
         fs::create_dir(dir.path().join("bin")).expect("create the stand-ins' bin folder");
         fs::create_dir(dir.path().join("home")).expect("create the stand-ins' home folder");
+        fs::create_dir(dir.path().join("counters")).expect("create the stand-ins' counter folder");
         fs::write(dir.path().join("invocations.log"), "").expect("create the invocation log");
+        fs::write(dir.path().join("stdin.log"), "").expect("create the stdin log");
         StandIns { dir }
     }
 
@@ -153,7 +263,7 @@ impl StandIns {
     /// Writes (or rewrites) the stand-in for `program`.
     pub fn install(&self, program: &Program) {
         let path = self.bin().join(program.name());
-        fs::write(&path, program.script(&self.log())).expect("write a stand-in script");
+        fs::write(&path, program.script(self.dir.path())).expect("write a stand-in script");
         fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).expect("make a stand-in executable");
     }
 
@@ -171,6 +281,18 @@ impl StandIns {
             .lines()
             .map(str::to_owned)
             .collect()
+    }
+
+    /// Everything the replies that record stdin received, in order.
+    pub fn stdin_log(&self) -> String {
+        fs::read_to_string(self.dir.path().join("stdin.log")).expect("read the stdin log")
+    }
+
+    /// A folder of the test's own inside the stand-ins' temporary folder (created if missing).
+    pub fn scratch(&self, name: &str) -> PathBuf {
+        let path = self.dir.path().join(name);
+        fs::create_dir_all(&path).expect("create a scratch folder");
+        path
     }
 
     /// `program` with a clean environment: PATH is the stand-in folder only, HOME is empty.
@@ -244,5 +366,58 @@ mod tests {
             standins.invocations(),
             ["tool version", "tool status -p it's mine", "tool delete"]
         );
+    }
+
+    #[test]
+    fn replies_come_in_turn_and_the_last_repeats() {
+        let standins = StandIns::new();
+        standins.install(&Program::new("tool").on_each(
+            "images",
+            vec![Reply::ok("none\n"), Reply::ok("one\n"), Reply::ok("two\n")],
+        ));
+        let tool = standins.bin().join("tool");
+        let answers: Vec<String> = (0..4)
+            .map(|_| run(standins.command(&tool).arg("images")).stdout)
+            .collect();
+        assert_eq!(answers, ["none\n", "one\n", "two\n", "two\n"]);
+    }
+
+    #[test]
+    fn a_waiting_reply_answers_when_signalled_and_stdin_is_recorded() {
+        use std::{process::Stdio, thread, time::Duration};
+
+        let standins = StandIns::new();
+        standins.install(
+            &Program::new("tool")
+                .on("wait", Reply::fail(1, "cancelled\n").until_signalled())
+                .on("read", Reply::ok("").recording_stdin()),
+        );
+        let tool = standins.bin().join("tool");
+        let mut waiting = standins
+            .command(&tool)
+            .arg("wait")
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        thread::sleep(Duration::from_millis(300));
+        assert!(waiting.try_wait().unwrap().is_none(), "it should wait for a signal");
+        std::process::Command::new("kill")
+            .args(["-TERM", &waiting.id().to_string()])
+            .status()
+            .unwrap();
+        let output = waiting.wait_with_output().unwrap();
+        assert_eq!(output.status.code(), Some(1));
+        assert_eq!(String::from_utf8_lossy(&output.stderr), "cancelled\n");
+
+        let mut reader = standins
+            .command(&tool)
+            .arg("read")
+            .stdin(Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::io::Write::write_all(&mut reader.stdin.take().unwrap(), b"A=b\nlast").unwrap();
+        assert!(reader.wait().unwrap().success());
+        assert_eq!(standins.stdin_log(), "A=b\nlast\n");
+        assert_eq!(standins.invocations(), ["tool wait", "tool <- SIGTERM", "tool read"]);
     }
 }

@@ -1,0 +1,637 @@
+//! The Helm release in its namespace and kube context: the one place that decides which cluster a
+//! command talks to (and whether it may change it), how every kubectl and Helm call names that
+//! context, namespace and a timeout, which flags the installed Helm takes, and what state the
+//! release is in (`helm history`). `deploy`, `up`, `status`, `logs`, `rollback`, `history`,
+//! `uninstall`, `secrets` and `smoke` all reach the cluster through here.
+
+use std::{path::PathBuf, time::Duration};
+
+use anyhow::{Context, bail};
+use clap::Args;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use xshell::{Cmd, Shell, cmd};
+
+use crate::{
+    cluster::{self, ClusterKind, HelmSupport, HelmVersion, KUBECTL_REQUEST_TIMEOUT},
+    probe::{self, PROBE_TIMEOUT},
+    runner::Runner,
+    tools,
+};
+
+/// The release name unless `--release` says otherwise.
+pub const DEFAULT_RELEASE: &str = "todo";
+/// The namespace unless `--namespace` says otherwise.
+pub const DEFAULT_NAMESPACE: &str = "todo";
+/// The chart, relative to the project root.
+pub const CHART_DIR: &str = "helm";
+/// The values for a local cluster, used unless `--values` names others.
+pub const DEV_VALUES: &str = "helm/values-dev.yaml";
+/// The label every object (and pod) of a release carries, with the release's name.
+pub const INSTANCE_LABEL: &str = "app.kubernetes.io/instance";
+/// The label naming the component: `backend`, `frontend`, `postgresql`.
+pub const COMPONENT_LABEL: &str = "app.kubernetes.io/component";
+/// The Pod Security Standard the namespace enforces (the chart's pods meet "restricted").
+pub const POD_SECURITY_LABEL: &str = "pod-security.kubernetes.io/enforce";
+
+/// kubectl's limit for read-only queries (the same as doctor's): a dead cluster costs seconds.
+pub const QUERY_TIMEOUT: &str = KUBECTL_REQUEST_TIMEOUT;
+/// kubectl's limit for requests that change something or download logs.
+pub const WRITE_TIMEOUT: &str = "--request-timeout=30s";
+/// For streams that stay open (`logs --follow`, `port-forward`): no limit, said explicitly.
+pub const STREAM_TIMEOUT: &str = "--request-timeout=0";
+
+/// Which release, where: shared by every command that reaches the cluster.
+#[derive(Debug, Clone, Args)]
+pub struct ReleaseArgs {
+    /// Kube context to use [default: the current one]. Commands that change the cluster refuse a
+    /// context that is not a local cluster unless it is named here explicitly.
+    #[arg(long, value_name = "CONTEXT")]
+    pub kube_context: Option<String>,
+    /// Namespace of the release.
+    #[arg(long, default_value = DEFAULT_NAMESPACE, value_parser = dns_label)]
+    pub namespace: String,
+    /// Name of the Helm release.
+    #[arg(long, default_value = DEFAULT_RELEASE, value_parser = dns_label)]
+    pub release: String,
+}
+
+impl Default for ReleaseArgs {
+    fn default() -> Self {
+        ReleaseArgs {
+            kube_context: None,
+            namespace: DEFAULT_NAMESPACE.to_owned(),
+            release: DEFAULT_RELEASE.to_owned(),
+        }
+    }
+}
+
+/// What a command is going to do with the cluster.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Only read it (any context will do).
+    Read,
+    /// Change it (a local cluster, or a context named explicitly).
+    Change,
+}
+
+/// A release, resolved: the context (and what kind of cluster it is), namespace and name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Release {
+    /// The kube context every call names.
+    pub context: String,
+    /// What kind of cluster the context points at.
+    pub kind: ClusterKind,
+    /// Whether the context was named with `--kube-context`.
+    pub explicit_context: bool,
+    /// The namespace.
+    pub namespace: String,
+    /// The release name.
+    pub name: String,
+}
+
+impl ReleaseArgs {
+    /// Finds the context and checks that this command may use it.
+    pub fn resolve(&self, sh: &Shell, access: Access) -> anyhow::Result<Release> {
+        tools::require(tools::KUBECTL)?;
+        let (context, explicit_context) = match &self.kube_context {
+            Some(context) => (context.clone(), true),
+            None => {
+                let current = cluster::current_context(sh).context("reading the current kube context")?;
+                let context = current.context(
+                    "no kube context is set: start a local cluster (`minikube start`, or `cargo xtask up` \
+                     which starts Minikube) or name one with --kube-context",
+                )?;
+                (context, false)
+            }
+        };
+        let kind = classify(sh, &context);
+        if access == Access::Change && !kind.is_local() && !explicit_context {
+            bail!(
+                "refusing to change the cluster of kube context `{context}`: it is not a local cluster \
+                 (minikube, kind-*, k3d-*, docker-desktop, rancher-desktop). Switch with \
+                 `kubectl config use-context minikube`, or name it with --kube-context {context} if you \
+                 really mean to deploy there"
+            );
+        }
+        Ok(Release {
+            context,
+            kind,
+            explicit_context,
+            namespace: self.namespace.clone(),
+            name: self.release.clone(),
+        })
+    }
+}
+
+/// Classifies a context, asking Minikube for its profiles only when the name alone does not tell
+/// (`minikube start -p dev` names its context `dev`).
+pub fn classify(sh: &Shell, context: &str) -> ClusterKind {
+    let kind = cluster::classify_context(context, &[]);
+    if kind != ClusterKind::Remote || tools::find(tools::MINIKUBE).is_none() {
+        return kind;
+    }
+    let profiles: Vec<String> = cluster::minikube_profiles(sh)
+        .map(|profiles| profiles.into_iter().map(|profile| profile.name).collect())
+        .unwrap_or_default();
+    cluster::classify_context(context, &profiles)
+}
+
+/// A DNS-1123 label (release and namespace names): lowercase letters, digits and `-`, at most 53
+/// characters (Helm's limit for release names).
+pub fn dns_label(text: &str) -> Result<String, String> {
+    let valid = !text.is_empty()
+        && text.len() <= 53
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !text.starts_with('-')
+        && !text.ends_with('-');
+    if valid {
+        Ok(text.to_owned())
+    } else {
+        Err(format!(
+            "{text:?} is not a valid name: use lowercase letters, digits and '-' (at most 53, starting and \
+             ending with a letter or digit)"
+        ))
+    }
+}
+
+impl Release {
+    /// `kubectl --context <c> --namespace <n> <timeout>`: add the verb and its arguments.
+    pub fn kubectl<'a>(&self, sh: &'a Shell, timeout: &str) -> Cmd<'a> {
+        let (context, namespace) = (&self.context, &self.namespace);
+        cmd!(sh, "kubectl --context {context} --namespace {namespace} {timeout}")
+    }
+
+    /// `<helm> <verb...> --kube-context <c> --namespace <n>`: add the verb's flags.
+    pub fn helm<'a>(&self, sh: &'a Shell, helm: &Helm, verb: &[&str]) -> Cmd<'a> {
+        let (program, context, namespace) = (&helm.program, &self.context, &self.namespace);
+        cmd!(
+            sh,
+            "{program} {verb...} --kube-context {context} --namespace {namespace}"
+        )
+    }
+
+    /// `app.kubernetes.io/instance=<release>`: every pod, Service and claim of the release.
+    pub fn selector(&self) -> String {
+        format!("{INSTANCE_LABEL}={}", self.name)
+    }
+
+    /// The release's objects of one component (`backend`, `frontend`).
+    pub fn component_selector(&self, component: &str) -> String {
+        format!("{},{COMPONENT_LABEL}={component}", self.selector())
+    }
+
+    /// `release todo in namespace todo (kube context minikube)`.
+    pub fn describe(&self) -> String {
+        format!(
+            "release {} in namespace {} (kube context {}: {})",
+            self.name,
+            self.namespace,
+            self.context,
+            self.kind.describe()
+        )
+    }
+
+    /// The Minikube profile, when the context is one.
+    pub fn minikube_profile(&self) -> Option<&str> {
+        match &self.kind {
+            ClusterKind::Minikube { profile } => Some(profile),
+            _ => None,
+        }
+    }
+
+    /// The revisions of the release (`helm history`), oldest first; `None` when it does not exist.
+    pub fn history(&self, sh: &Shell, helm: &Helm) -> anyhow::Result<Option<Vec<Revision>>> {
+        let probe = probe::run(
+            self.helm(sh, helm, &["history", &self.name])
+                .args(["--max", "256", "-o", "json"]),
+            PROBE_TIMEOUT,
+        );
+        if probe.succeeded() {
+            return parse_history(&probe.stdout).map(Some);
+        }
+        if probe.stderr.contains("not found") {
+            return Ok(None);
+        }
+        bail!("reading the history of release {}: {}", self.name, probe.failure())
+    }
+
+    /// What state the release is in.
+    pub fn state(&self, sh: &Shell, helm: &Helm) -> anyhow::Result<ReleaseState> {
+        Ok(ReleaseState::from_history(self.history(sh, helm)?.as_deref()))
+    }
+
+    /// Creates the namespace, labelled to enforce the "restricted" Pod Security Standard, if it
+    /// does not exist; labels an existing namespace that enforces no standard at all.
+    pub fn ensure_namespace(&self, sh: &Shell, runner: Runner) -> anyhow::Result<()> {
+        let namespace = &self.namespace;
+        let label = format!("{POD_SECURITY_LABEL}=restricted");
+        let probe = probe::run(
+            self.kubectl(sh, QUERY_TIMEOUT)
+                .args(["get", "namespace", namespace, "-o", "json"]),
+            PROBE_TIMEOUT,
+        );
+        if probe.succeeded() {
+            let object: Value = serde_json::from_str(&probe.stdout)
+                .with_context(|| format!("reading `kubectl get namespace {namespace} -o json`"))?;
+            match object["metadata"]["labels"][POD_SECURITY_LABEL].as_str() {
+                Some(level) => eprintln!("    namespace {namespace} exists (enforces Pod Security \"{level}\")"),
+                None => {
+                    eprintln!("    namespace {namespace} exists but enforces no Pod Security Standard: labelling it");
+                    runner.run_on_stderr(self.kubectl(sh, WRITE_TIMEOUT).args([
+                        "label",
+                        "namespace",
+                        namespace,
+                        &label,
+                    ]))?;
+                }
+            }
+            return Ok(());
+        }
+        if !is_not_found(&probe.stderr) {
+            bail!("reading namespace {namespace}: {}", probe.failure());
+        }
+        runner.run_on_stderr(self.kubectl(sh, WRITE_TIMEOUT).args(["create", "namespace", namespace]))?;
+        runner.run_on_stderr(
+            self.kubectl(sh, WRITE_TIMEOUT)
+                .args(["label", "namespace", namespace, &label]),
+        )
+    }
+
+    /// Runs a read-only `kubectl ... <args>` and returns its stdout.
+    pub fn query(&self, sh: &Shell, args: &[&str]) -> anyhow::Result<String> {
+        let probe = probe::run(self.kubectl(sh, QUERY_TIMEOUT).args(args), PROBE_TIMEOUT);
+        if !probe.succeeded() {
+            bail!("{}", probe.failure());
+        }
+        Ok(probe.stdout)
+    }
+
+    /// Runs a read-only `helm <verb...>` about the release and returns its stdout.
+    pub fn query_helm(&self, sh: &Shell, helm: &Helm, verb: &[&str]) -> anyhow::Result<String> {
+        let probe = probe::run(self.helm(sh, helm, verb), PROBE_TIMEOUT);
+        if !probe.succeeded() {
+            bail!("{}", probe.failure());
+        }
+        Ok(probe.stdout)
+    }
+
+    /// The release's Services.
+    pub fn services(&self, sh: &Shell) -> anyhow::Result<Vec<ServiceInfo>> {
+        let selector = self.selector();
+        let json = self
+            .query(sh, &["get", "services", "-l", &selector, "-o", "json"])
+            .context("listing the release's Services")?;
+        parse_services(&json)
+    }
+
+    /// Where people open the app, or the command that makes it reachable.
+    pub fn app_url(&self, sh: &Shell, services: &[ServiceInfo]) -> AppUrl {
+        let Some(frontend) = services.iter().find(|s| s.component == "frontend") else {
+            return AppUrl::Hint(format!("the release {} has no frontend Service", self.name));
+        };
+        let port_forward = || {
+            AppUrl::Hint(format!(
+                "kubectl --context {} --namespace {} port-forward service/{} 3000:{} (then http://127.0.0.1:3000/)",
+                self.context, self.namespace, frontend.name, frontend.port
+            ))
+        };
+        let Some(node_port) = frontend.node_port.filter(|_| frontend.kind == "NodePort") else {
+            return port_forward();
+        };
+        match &self.kind {
+            ClusterKind::Minikube { profile } => {
+                let probe = probe::run(cmd!(sh, "minikube ip -p {profile}"), PROBE_TIMEOUT);
+                match probe.stdout.lines().next().map(str::trim) {
+                    Some(ip) if probe.succeeded() && !ip.is_empty() => AppUrl::Url(format!("http://{ip}:{node_port}/")),
+                    _ => port_forward(),
+                }
+            }
+            ClusterKind::DockerDesktop | ClusterKind::RancherDesktop | ClusterKind::OrbStack => {
+                AppUrl::Url(format!("http://localhost:{node_port}/"))
+            }
+            _ => port_forward(),
+        }
+    }
+}
+
+/// A duration as Helm writes it: `180s`, `3m`, `1m30s`, `1h` (a bare number is seconds).
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let invalid = || format!("{text:?} is not a duration: use e.g. 180s, 3m or 1m30s");
+    let text = text.trim();
+    if let Ok(seconds) = text.parse::<u64>() {
+        return Ok(Duration::from_secs(seconds));
+    }
+    let mut total = 0_u64;
+    let mut digits = String::new();
+    for c in text.chars() {
+        if c.is_ascii_digit() {
+            digits.push(c);
+            continue;
+        }
+        let unit = match c {
+            'h' => 3600,
+            'm' => 60,
+            's' => 1,
+            _ => return Err(invalid()),
+        };
+        let value: u64 = digits.parse().map_err(|_| invalid())?;
+        total += value * unit;
+        digits.clear();
+    }
+    if !digits.is_empty() || total == 0 {
+        return Err(invalid());
+    }
+    Ok(Duration::from_secs(total))
+}
+
+/// `180s`: how a duration is handed to Helm and kubectl.
+pub fn helm_duration(duration: Duration) -> String {
+    format!("{}s", duration.as_secs())
+}
+
+/// Whether kubectl's error says the object does not exist.
+pub fn is_not_found(stderr: &str) -> bool {
+    stderr.contains("(NotFound)") || stderr.contains(" not found")
+}
+
+/// How to reach the app.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AppUrl {
+    /// Open this URL.
+    Url(String),
+    /// Run this first (no URL reaches the app directly).
+    Hint(String),
+}
+
+impl AppUrl {
+    /// The URL, if there is one.
+    pub fn url(&self) -> Option<&str> {
+        match self {
+            AppUrl::Url(url) => Some(url),
+            AppUrl::Hint(_) => None,
+        }
+    }
+
+    /// `http://...` or the command to run.
+    pub fn describe(&self) -> &str {
+        match self {
+            AppUrl::Url(text) | AppUrl::Hint(text) => text,
+        }
+    }
+}
+
+/// One Service of the release.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceInfo {
+    /// Its name (`todo-frontend`).
+    pub name: String,
+    /// Its `app.kubernetes.io/component` label.
+    pub component: String,
+    /// `ClusterIP`, `NodePort`, ...
+    pub kind: String,
+    /// Its first port.
+    pub port: u16,
+    /// The node port of that port, if any.
+    pub node_port: Option<u16>,
+}
+
+/// The Services in `kubectl get services -o json`.
+pub fn parse_services(json: &str) -> anyhow::Result<Vec<ServiceInfo>> {
+    let list: Value = serde_json::from_str(json).context("reading `kubectl get services -o json`")?;
+    let mut services = Vec::new();
+    for item in list["items"].as_array().into_iter().flatten() {
+        let port = &item["spec"]["ports"][0];
+        services.push(ServiceInfo {
+            name: item["metadata"]["name"].as_str().unwrap_or_default().to_owned(),
+            component: item["metadata"]["labels"][COMPONENT_LABEL]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+            kind: item["spec"]["type"].as_str().unwrap_or("ClusterIP").to_owned(),
+            port: port["port"].as_u64().and_then(|p| u16::try_from(p).ok()).unwrap_or(0),
+            node_port: port["nodePort"].as_u64().and_then(|p| u16::try_from(p).ok()),
+        });
+    }
+    Ok(services)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Helm
+
+/// The Helm binary and the flags its major version takes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Helm {
+    /// `helm` when it is on PATH (so printed commands read naturally), else the binary fetched
+    /// into target/ by the chart tests.
+    pub program: PathBuf,
+    /// Its version.
+    pub version: HelmVersion,
+}
+
+impl Helm {
+    /// Finds Helm and reads its version; Helm 2 is refused.
+    pub fn find(sh: &Shell) -> anyhow::Result<Helm> {
+        let program = if tools::find(tools::HELM).is_some() {
+            PathBuf::from(tools::HELM.program)
+        } else {
+            crate::e2e::helm_binary(sh)?
+        };
+        let version = cluster::helm_version_of(sh, &program)?;
+        match version.support() {
+            HelmSupport::Supported => {}
+            HelmSupport::TooOld => bail!(
+                "Helm {} is too old: Helm 3 or 4 is needed ({})",
+                version.version,
+                tools::HELM.install
+            ),
+            HelmSupport::Untested => eprintln!(
+                "    Helm {} is newer than the versions this was tried with (3 and 4); using Helm 4's flags",
+                version.version
+            ),
+        }
+        Ok(Helm { program, version })
+    }
+
+    /// Waiting for readiness: Helm 3's `--wait`; Helm 4 names its strategy (`watcher`, kstatus).
+    pub fn wait_flag(&self) -> &'static str {
+        if self.version.major >= 4 {
+            "--wait=watcher"
+        } else {
+            "--wait"
+        }
+    }
+
+    /// Rolling back (or removing a first install) when the upgrade fails: Helm 3's `--atomic`
+    /// was renamed `--rollback-on-failure` in Helm 4.
+    pub fn rollback_on_failure_flag(&self) -> &'static str {
+        if self.version.major >= 4 {
+            "--rollback-on-failure"
+        } else {
+            "--atomic"
+        }
+    }
+}
+
+/// One revision in `helm history -o json`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+pub struct Revision {
+    /// The revision number.
+    pub revision: u32,
+    /// When it was made.
+    #[serde(default)]
+    pub updated: String,
+    /// `deployed`, `superseded`, `failed`, `pending-upgrade`, ...
+    pub status: String,
+    /// `todo-0.1.0`.
+    #[serde(default)]
+    pub chart: String,
+    /// The chart's appVersion.
+    #[serde(default)]
+    pub app_version: String,
+    /// Helm's note (`Upgrade complete`, `Rollback to 2`, an error).
+    #[serde(default)]
+    pub description: String,
+}
+
+/// Parses `helm history -o json` (a list of revisions, oldest first).
+pub fn parse_history(json: &str) -> anyhow::Result<Vec<Revision>> {
+    let mut revisions: Vec<Revision> = serde_json::from_str(json.trim()).context("reading `helm history -o json`")?;
+    revisions.sort_by_key(|r| r.revision);
+    Ok(revisions)
+}
+
+/// Where a release stands, from its history.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReleaseState {
+    /// Never installed (or uninstalled).
+    Missing,
+    /// Its latest revision finished (deployed, failed, superseded...).
+    Settled(Revision),
+    /// An install, upgrade or rollback was interrupted midway: Helm refuses another until it is
+    /// resolved.
+    Stuck {
+        /// The pending revision.
+        pending: Revision,
+        /// The newest revision that was deployed before it, to roll back to (none for a first
+        /// install, which can only be removed).
+        last_good: Option<u32>,
+    },
+}
+
+impl ReleaseState {
+    /// The state its history shows.
+    pub fn from_history(history: Option<&[Revision]>) -> ReleaseState {
+        let Some(latest) = history.and_then(|h| h.last()) else {
+            return ReleaseState::Missing;
+        };
+        if !latest.status.starts_with("pending-") {
+            return ReleaseState::Settled(latest.clone());
+        }
+        let last_good = history
+            .into_iter()
+            .flatten()
+            .filter(|r| r.revision < latest.revision && matches!(r.status.as_str(), "deployed" | "superseded"))
+            .map(|r| r.revision)
+            .max();
+        ReleaseState::Stuck {
+            pending: latest.clone(),
+            last_good,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // Real shape of `helm history -o json` (Helm 3.17; Helm 4 prints the same fields).
+    const HISTORY: &str = r#"[{"revision":1,"updated":"2025-03-10T10:00:00.123456789Z","status":"superseded","chart":"todo-0.1.0","app_version":"0.1.0","description":"Install complete"},{"revision":2,"updated":"2025-03-10T11:00:00.123456789Z","status":"deployed","chart":"todo-0.1.0","app_version":"0.1.0","description":"Upgrade complete"},{"revision":3,"updated":"2025-03-10T12:00:00.123456789Z","status":"pending-upgrade","chart":"todo-0.1.0","app_version":"0.1.0","description":"Preparing upgrade"}]"#;
+
+    #[test]
+    fn an_interrupted_upgrade_is_stuck_with_the_revision_to_return_to() {
+        let history = parse_history(HISTORY).unwrap();
+        match ReleaseState::from_history(Some(&history)) {
+            ReleaseState::Stuck { pending, last_good } => {
+                assert_eq!((pending.revision, pending.status.as_str()), (3, "pending-upgrade"));
+                assert_eq!(last_good, Some(2));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            ReleaseState::from_history(Some(&history[..2])),
+            ReleaseState::Settled(history[1].clone())
+        );
+        assert_eq!(ReleaseState::from_history(None), ReleaseState::Missing);
+    }
+
+    #[test]
+    fn an_interrupted_first_install_has_nothing_to_return_to() {
+        let history = parse_history(
+            r#"[{"revision":1,"updated":"2025-03-10T10:00:00Z","status":"pending-install","chart":"todo-0.1.0","app_version":"0.1.0","description":"Initial install underway"}]"#,
+        )
+        .unwrap();
+        assert!(matches!(
+            ReleaseState::from_history(Some(&history)),
+            ReleaseState::Stuck { last_good: None, .. }
+        ));
+    }
+
+    #[test]
+    fn helm_3_and_4_take_different_flags() {
+        let helm = |version: &str| Helm {
+            program: "helm".into(),
+            version: cluster::parse_helm_version(version).unwrap(),
+        };
+        assert_eq!(
+            (helm("v3.17.2").wait_flag(), helm("v3.17.2").rollback_on_failure_flag()),
+            ("--wait", "--atomic")
+        );
+        assert_eq!(
+            (helm("v4.3.1").wait_flag(), helm("v4.3.1").rollback_on_failure_flag()),
+            ("--wait=watcher", "--rollback-on-failure")
+        );
+    }
+
+    #[test]
+    fn durations_read_like_helms() {
+        assert_eq!(parse_duration("180s"), Ok(Duration::from_secs(180)));
+        assert_eq!(parse_duration("3m"), Ok(Duration::from_secs(180)));
+        assert_eq!(parse_duration("1m30s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("90"), Ok(Duration::from_secs(90)));
+        assert!(parse_duration("soon").is_err());
+        assert!(parse_duration("5x").is_err());
+        assert!(parse_duration("0s").is_err());
+        assert_eq!(helm_duration(Duration::from_secs(180)), "180s");
+    }
+
+    #[test]
+    fn names_must_be_dns_labels() {
+        assert!(dns_label("todo").is_ok());
+        assert!(dns_label("todo-2").is_ok());
+        for bad in ["", "Todo", "-todo", "todo-", "to_do", "a,b=c", &"x".repeat(54)] {
+            assert!(dns_label(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn services_give_names_ports_and_node_ports() {
+        let json = r#"{"apiVersion":"v1","items":[
+            {"metadata":{"name":"todo-backend","labels":{"app.kubernetes.io/component":"backend","app.kubernetes.io/instance":"todo"}},
+             "spec":{"type":"ClusterIP","clusterIP":"10.96.12.34","ports":[{"name":"http","port":8000,"protocol":"TCP","targetPort":"http"}]}},
+            {"metadata":{"name":"todo-frontend","labels":{"app.kubernetes.io/component":"frontend","app.kubernetes.io/instance":"todo"}},
+             "spec":{"type":"NodePort","clusterIP":"10.96.56.78","ports":[{"name":"http","nodePort":30000,"port":3000,"protocol":"TCP","targetPort":"http"}]}}
+        ],"kind":"List","metadata":{"resourceVersion":""}}"#;
+        let services = parse_services(json).unwrap();
+        assert_eq!(services[0].name, "todo-backend");
+        assert_eq!((services[0].port, services[0].node_port), (8000, None));
+        assert_eq!(services[1].component, "frontend");
+        assert_eq!(
+            (services[1].kind.as_str(), services[1].node_port),
+            ("NodePort", Some(30000))
+        );
+    }
+}
