@@ -6,7 +6,9 @@
 use std::{fmt, net::SocketAddr, str::FromStr, time::Duration};
 
 use anyhow::bail;
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand};
+
+use crate::service::{healthcheck::HealthcheckArgs, telemetry::LogFormat};
 
 /// The smallest JWT secret accepted: HS256 wants at least as many bytes as its output.
 pub const MIN_JWT_SECRET_BYTES: usize = 32;
@@ -32,27 +34,8 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Probe a health URL and exit 0 when it answers 2xx, 1 otherwise (images have no curl).
-    Healthcheck(HealthcheckArgs),
-}
-
-/// Arguments of `backend healthcheck`.
-#[derive(Debug, Clone, Args)]
-pub struct HealthcheckArgs {
-    /// The URL to probe (plain http).
-    #[arg(long, default_value = "http://127.0.0.1:8000/health")]
-    pub url: String,
-    /// Give up after this many seconds.
-    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=60))]
-    pub timeout_seconds: u64,
-}
-
-/// Log line format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum LogFormat {
-    /// Human-readable lines.
-    Text,
-    /// One JSON object per line, for log collectors.
-    Json,
+    // 8000: the default port of LISTEN_ADDR, so the default URL is this server's own /health.
+    Healthcheck(HealthcheckArgs<8000>),
 }
 
 /// Every setting of the server.

@@ -1,29 +1,23 @@
 //! Building the application (state, router, listener) and running it until a signal stops it.
 //!
-//! Shutdown follows DESIGN.md: on SIGTERM, /ready turns 503 at once while the server keeps
-//! serving for `SHUTDOWN_DRAIN_SECONDS` (so endpoints can be removed); then it stops accepting,
+//! Shutdown follows DESIGN.md (see [`crate::service::shutdown`]): on SIGTERM, /ready turns 503
+//! at once while the server keeps serving for `SHUTDOWN_DRAIN_SECONDS`; then it stops accepting,
 //! lets in-flight requests finish within `SHUTDOWN_TIMEOUT_SECONDS`, closes the database and
 //! exits 0. Ctrl-C (SIGINT, a person at a terminal) skips the drain pause.
 
-use std::{
-    future::{Future, IntoFuture},
-    net::SocketAddr,
-    sync::Arc,
-    time::{Duration, Instant},
-};
+use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
 use anyhow::Context;
 use axum::{
     Router,
-    extract::{DefaultBodyLimit, MatchedPath, Request, State},
-    http::{HeaderName, HeaderValue, header},
-    middleware::{Next, from_fn, from_fn_with_state},
+    extract::{DefaultBodyLimit, Request},
+    http::header,
+    middleware::{from_fn, from_fn_with_state},
     response::{IntoResponse, Response},
     routing::get,
 };
 use tokio::net::TcpListener;
 use tower_http::catch_panic::CatchPanicLayer;
-use tracing::Instrument;
 
 use crate::{
     auth::Tokens,
@@ -33,20 +27,17 @@ use crate::{
     extract::BODY_LIMIT_BYTES,
     metrics::Metrics,
     routes,
+    service::{
+        request_id::request_id,
+        request_log::{ProbeRoutes, log_request},
+        request_timeout::{RequestTimeout, request_timeout},
+        shutdown::{Shutdown, ShutdownPolicy, serve_until_stopped, stop_signal},
+    },
     state::{AppState, BuildInfo, Readiness},
 };
 
-/// The request-id header, read from the client when valid and always echoed back.
-pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
-
-/// How the server was asked to stop.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Shutdown {
-    /// SIGTERM: drain first (an orchestrator is moving traffic away).
-    Drain,
-    /// SIGINT / Ctrl-C: stop without the drain pause.
-    Immediate,
-}
+/// Routes polled by the kubelet and Prometheus: their successful requests are logged at debug.
+const PROBE_ROUTES: ProbeRoutes = &["/health", "/ready", "/metrics"];
 
 /// A bound, ready-to-run server.
 pub struct Application {
@@ -124,82 +115,26 @@ impl Application {
         self,
         shutdown: impl Future<Output = Shutdown> + Send + 'static,
     ) -> anyhow::Result<()> {
-        let Self {
-            listener,
-            router,
-            state,
-            config,
-        } = self;
-        tracing::info!("listening on http://{}", listener.local_addr()?);
-        let readiness = state.readiness.clone();
-        let drain = Duration::from_secs(config.shutdown_drain_seconds);
-        let grace = Duration::from_secs(config.shutdown_timeout_seconds);
-        let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
-        let signal = async move {
-            let how = shutdown.await;
-            readiness.start_draining();
-            if how == Shutdown::Drain && !drain.is_zero() {
-                tracing::info!(
-                    "shutdown requested: /ready now answers 503; still serving for {}s",
-                    drain.as_secs()
-                );
-                tokio::time::sleep(drain).await;
-            }
-            tracing::info!("no longer accepting connections; finishing in-flight requests");
-            let _ = stopping_tx.send(());
-        };
-        let server = axum::serve(listener, router)
-            .with_graceful_shutdown(signal)
-            .into_future();
-        let deadline = async move {
-            // If the server ends on its own the sender is dropped; then there is nothing to time.
-            if stopping_rx.await.is_err() {
-                std::future::pending::<()>().await;
-            }
-            tokio::time::sleep(grace).await;
-        };
-        let result = tokio::select! {
-            served = server => served.context("the HTTP server failed"),
-            () = deadline => Err(anyhow::anyhow!(
-                "in-flight requests did not finish within {}s (SHUTDOWN_TIMEOUT_SECONDS); stopping anyway",
-                grace.as_secs()
-            )),
-        };
-        state.db.close().await;
-        if result.is_ok() {
-            tracing::info!("stopped cleanly");
-        }
-        result
+        let policy =
+            ShutdownPolicy::from_secs(self.config.shutdown_drain_seconds, self.config.shutdown_timeout_seconds);
+        let readiness = self.state.readiness;
+        let db = self.state.db;
+        let close_db = async move { db.close().await };
+        serve_until_stopped(
+            self.listener,
+            self.router,
+            policy,
+            shutdown,
+            move || readiness.start_draining(),
+            close_db,
+        )
+        .await
     }
 }
 
 /// Builds the application from settings and serves until SIGTERM or Ctrl-C.
 pub async fn serve(config: Config) -> anyhow::Result<()> {
     Application::build(config).await?.run_until_stopped(stop_signal()).await
-}
-
-/// Waits for SIGTERM (drain) or Ctrl-C (immediate).
-pub async fn stop_signal() -> Shutdown {
-    let ctrl_c = async {
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
-        }
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut stream) => {
-                stream.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => Shutdown::Immediate,
-        () = terminate => Shutdown::Drain,
-    }
 }
 
 /// Applies migrations, retrying with backoff until the database is there (it may start after us).
@@ -243,77 +178,27 @@ pub fn app(state: AppState, config: &Config) -> Router {
         )
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES))
-        .layer(from_fn_with_state(config.request_timeout(), request_timeout))
+        .layer(from_fn_with_state(
+            RequestTimeout {
+                limit: config.request_timeout(),
+                on_timeout: timeout_response,
+            },
+            request_timeout,
+        ))
         .layer(from_fn_with_state(state.clone(), crate::metrics::track))
         .layer(CatchPanicLayer::custom(|_| {
             ApiError::Internal(anyhow::anyhow!("a request handler panicked")).into_response()
         }))
-        .layer(from_fn(log_request))
+        .layer(from_fn_with_state(PROBE_ROUTES, log_request))
         .layer(from_fn(request_id))
         .with_state(state)
 }
 
-/// Answers 503 `timeout` when a request takes longer than the configured limit.
-async fn request_timeout(State(limit): State<Duration>, request: Request, next: Next) -> Response {
-    match tokio::time::timeout(limit, next.run(request)).await {
-        Ok(response) => response,
-        Err(_) => ApiError::Unavailable {
-            code: "timeout",
-            message: format!("the request took longer than {}s; try again", limit.as_secs()),
-        }
-        .into_response(),
+/// The 503 `timeout` answer to a request that took longer than the configured limit.
+fn timeout_response(limit: Duration) -> Response {
+    ApiError::Unavailable {
+        code: "timeout",
+        message: format!("the request took longer than {}s; try again", limit.as_secs()),
     }
-}
-
-/// Keeps a sane incoming `x-request-id` (so a trace can span services) or makes a new one, and
-/// echoes it in the response.
-async fn request_id(mut request: Request, next: Next) -> Response {
-    let incoming = request
-        .headers()
-        .get(&X_REQUEST_ID)
-        .and_then(|v| v.to_str().ok())
-        .filter(|id| {
-            (1..=128).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
-        });
-    let id = incoming.map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_owned);
-    let value = HeaderValue::from_str(&id).unwrap_or_else(|_| HeaderValue::from_static("invalid"));
-    request.headers_mut().insert(X_REQUEST_ID.clone(), value.clone());
-    let mut response = next.run(request).await;
-    response.headers_mut().insert(X_REQUEST_ID.clone(), value);
-    response
-}
-
-/// One log line per request, with method, route, status, latency and request id; everything a
-/// handler logs carries the same span. Successful probes (/health, /ready, /metrics, polled every
-/// few seconds by the kubelet) are logged at debug so they do not drown the rest.
-async fn log_request(request: Request, next: Next) -> Response {
-    let started = Instant::now();
-    let method = request.method().clone();
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or("unmatched", MatchedPath::as_str)
-        .to_owned();
-    let id = request
-        .headers()
-        .get(&X_REQUEST_ID)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_owned();
-    let span = tracing::info_span!("request", %method, route = %route, request_id = %id);
-    let response = next.run(request).instrument(span.clone()).await;
-    let status = response.status();
-    let latency_ms = (started.elapsed().as_secs_f64() * 1000.0 * 1000.0).round() / 1000.0;
-    let probe = matches!(route.as_str(), "/health" | "/ready" | "/metrics");
-    span.in_scope(|| {
-        let code = status.as_u16();
-        if status.is_server_error() {
-            tracing::warn!(status = code, latency_ms, "request failed");
-        } else if probe && status.is_success() {
-            tracing::debug!(status = code, latency_ms, "request");
-        } else {
-            tracing::info!(status = code, latency_ms, "request");
-        }
-    });
-    response
+    .into_response()
 }

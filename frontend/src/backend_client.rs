@@ -14,7 +14,7 @@ use axum::{extract::FromRequestParts, http::request::Parts};
 use reqwest::{Method, RequestBuilder, StatusCode};
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
-use crate::{config::Config, session::SessionToken, startup::X_REQUEST_ID, state::AppState};
+use crate::{config::Config, service::request_id::X_REQUEST_ID, session::SessionToken, state::AppState};
 
 /// How long /ready waits for the backend's /ready before calling it unreachable: well under the
 /// kubelet's default probe timeout (1 s), so a hanging backend never makes our /ready time out.

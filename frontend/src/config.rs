@@ -7,7 +7,9 @@
 use std::{net::SocketAddr, time::Duration};
 
 use anyhow::bail;
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand};
+
+use crate::service::{healthcheck::HealthcheckArgs, telemetry::LogFormat};
 
 /// Connect timeout towards the backend: a refused or unroutable backend is noticed quickly even
 /// when the total budget is longer.
@@ -34,27 +36,8 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Probe a health URL and exit 0 when it answers 2xx, 1 otherwise (images have no curl).
-    Healthcheck(HealthcheckArgs),
-}
-
-/// Arguments of `frontend healthcheck`.
-#[derive(Debug, Clone, Args)]
-pub struct HealthcheckArgs {
-    /// The URL to probe (plain http).
-    #[arg(long, default_value = "http://127.0.0.1:3000/health")]
-    pub url: String,
-    /// Give up after this many seconds.
-    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=60))]
-    pub timeout_seconds: u64,
-}
-
-/// Log line format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum LogFormat {
-    /// Human-readable lines.
-    Text,
-    /// One JSON object per line, for log collectors.
-    Json,
+    // 3000: the default port of LISTEN_ADDR, so the default URL is this server's own /health.
+    Healthcheck(HealthcheckArgs<3000>),
 }
 
 /// Every setting of the server.

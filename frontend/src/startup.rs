@@ -1,41 +1,40 @@
 //! Building the application (state, router, listener) and running it until a signal stops it.
 //!
-//! Shutdown follows DESIGN.md, exactly as the backend does: on SIGTERM, /ready turns 503 at once
-//! while the server keeps serving for `SHUTDOWN_DRAIN_SECONDS` (so endpoints can be removed);
+//! Shutdown follows DESIGN.md, with the backend's code (see [`crate::service::shutdown`]): on
+//! SIGTERM, /ready turns 503 at once while the server keeps serving for `SHUTDOWN_DRAIN_SECONDS`;
 //! then it stops accepting and lets in-flight requests finish within `SHUTDOWN_TIMEOUT_SECONDS`,
 //! and exits 0. Ctrl-C (SIGINT, a person at a terminal) skips the drain pause.
 
-use std::{
-    future::{Future, IntoFuture},
-    net::SocketAddr,
-    sync::Arc,
-    time::{Duration, Instant},
-};
+use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
 use anyhow::Context;
 use axum::{
     Router,
-    extract::{DefaultBodyLimit, MatchedPath, Request, State},
+    extract::{DefaultBodyLimit, Request, State},
     http::{HeaderName, HeaderValue, StatusCode, header},
     middleware::{Next, from_fn, from_fn_with_state},
     response::{IntoResponse, Response},
 };
 use tokio::net::TcpListener;
 use tower_http::catch_panic::CatchPanicLayer;
-use tracing::Instrument;
 
 use crate::{
     backend_client::BackendClient,
     config::Config,
     error::{AppError, ClearSession},
     routes,
+    service::{
+        request_id::request_id,
+        request_log::{ProbeRoutes, log_request},
+        request_timeout::{RequestTimeout, request_timeout},
+        shutdown::{Shutdown, ShutdownPolicy, serve_until_stopped, stop_signal},
+    },
     session::{CookiePolicy, SESSION_COOKIE},
     state::{AppState, Readiness},
 };
 
-/// The request-id header, read from the client when valid, forwarded to the backend and always
-/// echoed back.
-pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+/// Routes polled by the kubelet: their successful requests are logged at debug.
+const PROBE_ROUTES: ProbeRoutes = &["/health", "/ready"];
 
 /// Largest accepted form, in bytes (a task with the longest notes fits easily).
 pub const BODY_LIMIT_BYTES: usize = 64 * 1024;
@@ -45,15 +44,6 @@ pub const BODY_LIMIT_BYTES: usize = 64 * 1024;
 pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; style-src 'self'; \
      img-src 'self' data:; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; \
      base-uri 'none'; object-src 'none'";
-
-/// How the server was asked to stop.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Shutdown {
-    /// SIGTERM: drain first (an orchestrator is moving traffic away).
-    Drain,
-    /// SIGINT / Ctrl-C: stop without the drain pause.
-    Immediate,
-}
 
 /// A bound, ready-to-run server.
 pub struct Application {
@@ -107,81 +97,27 @@ impl Application {
         self,
         shutdown: impl Future<Output = Shutdown> + Send + 'static,
     ) -> anyhow::Result<()> {
-        let Self {
-            listener,
-            router,
-            state,
-            config,
-        } = self;
-        tracing::info!("listening on http://{}", listener.local_addr()?);
-        let readiness = state.readiness.clone();
-        let drain = Duration::from_secs(config.shutdown_drain_seconds);
-        let grace = Duration::from_secs(config.shutdown_timeout_seconds);
-        let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
-        let signal = async move {
-            let how = shutdown.await;
-            readiness.start_draining();
-            if how == Shutdown::Drain && !drain.is_zero() {
-                tracing::info!(
-                    "shutdown requested: /ready now answers 503; still serving for {}s",
-                    drain.as_secs()
-                );
-                tokio::time::sleep(drain).await;
-            }
-            tracing::info!("no longer accepting connections; finishing in-flight requests");
-            let _ = stopping_tx.send(());
-        };
-        let server = axum::serve(listener, router)
-            .with_graceful_shutdown(signal)
-            .into_future();
-        let deadline = async move {
-            // If the server ends on its own the sender is dropped; then there is nothing to time.
-            if stopping_rx.await.is_err() {
-                std::future::pending::<()>().await;
-            }
-            tokio::time::sleep(grace).await;
-        };
-        let result = tokio::select! {
-            served = server => served.context("the HTTP server failed"),
-            () = deadline => Err(anyhow::anyhow!(
-                "in-flight requests did not finish within {}s (SHUTDOWN_TIMEOUT_SECONDS); stopping anyway",
-                grace.as_secs()
-            )),
-        };
-        if result.is_ok() {
-            tracing::info!("stopped cleanly");
-        }
-        result
+        let policy =
+            ShutdownPolicy::from_secs(self.config.shutdown_drain_seconds, self.config.shutdown_timeout_seconds);
+        let readiness = self.state.readiness;
+        // Nothing to release afterwards: the frontend has no database, and its HTTP client needs
+        // no closing.
+        let nothing_to_release = async {};
+        serve_until_stopped(
+            self.listener,
+            self.router,
+            policy,
+            shutdown,
+            move || readiness.start_draining(),
+            nothing_to_release,
+        )
+        .await
     }
 }
 
 /// Builds the application from settings and serves until SIGTERM or Ctrl-C.
 pub async fn serve(config: Config) -> anyhow::Result<()> {
     Application::build(config).await?.run_until_stopped(stop_signal()).await
-}
-
-/// Waits for SIGTERM (drain) or Ctrl-C (immediate).
-pub async fn stop_signal() -> Shutdown {
-    let ctrl_c = async {
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
-        }
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut stream) => {
-                stream.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => Shutdown::Immediate,
-        () = terminate => Shutdown::Drain,
-    }
 }
 
 /// The whole HTTP application: routes and the middleware stack. Start-up and tests both use
@@ -194,27 +130,28 @@ pub fn app(state: AppState, config: &Config) -> Router {
         .fallback(|| async { AppError::NotFound })
         .method_not_allowed_fallback(|| async { AppError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES))
-        .layer(from_fn_with_state(config.request_timeout(), request_timeout))
+        .layer(from_fn_with_state(
+            RequestTimeout {
+                limit: config.request_timeout(),
+                on_timeout: timeout_response,
+            },
+            request_timeout,
+        ))
         .layer(from_fn_with_state(state.clone(), clear_expired_session))
         .layer(from_fn(htmx_navigation))
         .layer(CatchPanicLayer::custom(|_| {
             AppError::Internal(anyhow::anyhow!("a request handler panicked")).into_response()
         }))
         .layer(from_fn(security_headers))
-        .layer(from_fn(log_request))
+        .layer(from_fn_with_state(PROBE_ROUTES, log_request))
         .layer(from_fn(request_id))
         .with_state(state)
 }
 
-/// Answers the 503 page when a request takes longer than the configured limit.
-async fn request_timeout(State(limit): State<Duration>, request: Request, next: Next) -> Response {
-    match tokio::time::timeout(limit, next.run(request)).await {
-        Ok(response) => response,
-        Err(_) => {
-            tracing::warn!(limit_s = limit.as_secs(), "request timed out");
-            AppError::Unavailable.into_response()
-        }
-    }
+/// The 503 page for a request that took longer than the configured limit.
+fn timeout_response(limit: Duration) -> Response {
+    tracing::warn!(limit_s = limit.as_secs(), "request timed out");
+    AppError::Unavailable.into_response()
 }
 
 /// Removes the session cookie from responses marked with [`ClearSession`] (expired sessions).
@@ -276,59 +213,5 @@ async fn security_headers(request: Request, next: Next) -> Response {
     if !headers.contains_key(header::CACHE_CONTROL) {
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
-    response
-}
-
-/// Keeps a sane incoming `x-request-id` (so a trace can span services) or makes a new one, and
-/// echoes it in the response. Handlers forward it to the backend.
-async fn request_id(mut request: Request, next: Next) -> Response {
-    let incoming = request
-        .headers()
-        .get(&X_REQUEST_ID)
-        .and_then(|v| v.to_str().ok())
-        .filter(|id| {
-            (1..=128).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
-        });
-    let id = incoming.map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_owned);
-    let value = HeaderValue::from_str(&id).unwrap_or_else(|_| HeaderValue::from_static("invalid"));
-    request.headers_mut().insert(X_REQUEST_ID.clone(), value.clone());
-    let mut response = next.run(request).await;
-    response.headers_mut().insert(X_REQUEST_ID.clone(), value);
-    response
-}
-
-/// One log line per request, with method, route, status, latency and request id; everything a
-/// handler logs carries the same span. Successful probes (/health, /ready, polled every few
-/// seconds by the kubelet) are logged at debug so they do not drown the rest. Cookies, tokens
-/// and form fields are never logged.
-async fn log_request(request: Request, next: Next) -> Response {
-    let started = Instant::now();
-    let method = request.method().clone();
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or("unmatched", MatchedPath::as_str)
-        .to_owned();
-    let id = request
-        .headers()
-        .get(&X_REQUEST_ID)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_owned();
-    let span = tracing::info_span!("request", %method, route = %route, request_id = %id);
-    let response = next.run(request).instrument(span.clone()).await;
-    let status = response.status();
-    let latency_ms = (started.elapsed().as_secs_f64() * 1000.0 * 1000.0).round() / 1000.0;
-    let probe = matches!(route.as_str(), "/health" | "/ready");
-    span.in_scope(|| {
-        let code = status.as_u16();
-        if status.is_server_error() {
-            tracing::warn!(status = code, latency_ms, "request failed");
-        } else if probe && status.is_success() {
-            tracing::debug!(status = code, latency_ms, "request");
-        } else {
-            tracing::info!(status = code, latency_ms, "request");
-        }
-    });
     response
 }

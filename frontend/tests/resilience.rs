@@ -105,7 +105,7 @@ async fn ready_reports_the_backend_and_turns_503_as_soon_as_shutdown_begins() {
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let frontend = harness::start_frontend_with(config, async move {
         let _ = stopped.await;
-        frontend::startup::Shutdown::Drain
+        frontend::service::shutdown::Shutdown::Drain
     })
     .await;
     let mut browser = Browser::new(&frontend.url);

@@ -44,7 +44,7 @@ pub async fn start_frontend(backend_url: &str) -> Frontend {
 /// Starts the real frontend with these settings, stopping when `shutdown` resolves.
 pub async fn start_frontend_with(
     config: frontend::config::Config,
-    shutdown: impl Future<Output = frontend::startup::Shutdown> + Send + 'static,
+    shutdown: impl Future<Output = frontend::service::shutdown::Shutdown> + Send + 'static,
 ) -> Frontend {
     let app = frontend::startup::Application::build(config)
         .await

@@ -1,4 +1,4 @@
-//! `frontend healthcheck --url <url>`: a tiny HTTP/1.1 GET for images that have no shell or curl
+//! `<service> healthcheck --url <url>`: a tiny HTTP/1.1 GET for images that have no shell or curl
 //! (Docker HEALTHCHECK, the chart's `helm test` pod). Exit code 0 on a 2xx answer, 1 otherwise.
 
 use std::{
@@ -9,11 +9,22 @@ use std::{
 };
 
 use anyhow::{Context, bail};
+use clap::Args;
 
-use crate::config::HealthcheckArgs;
+/// Arguments of `<service> healthcheck`. The default URL is the service's own /health on its
+/// default port, which each service names in its `Command` enum.
+#[derive(Debug, Clone, Args)]
+pub struct HealthcheckArgs<const DEFAULT_PORT: u16> {
+    /// The URL to probe (plain http).
+    #[arg(long, default_value_t = format!("http://127.0.0.1:{DEFAULT_PORT}/health"))]
+    pub url: String,
+    /// Give up after this many seconds.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=60))]
+    pub timeout_seconds: u64,
+}
 
 /// Probes the URL and reports the outcome on stdout/stderr.
-pub fn run(args: &HealthcheckArgs) -> ExitCode {
+pub fn run<const DEFAULT_PORT: u16>(args: &HealthcheckArgs<DEFAULT_PORT>) -> ExitCode {
     match probe(&args.url, Duration::from_secs(args.timeout_seconds)) {
         Ok(status) if (200..300).contains(&status) => {
             println!("{} answered {status}", args.url);
