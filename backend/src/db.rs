@@ -4,7 +4,7 @@
 //! Queries are written once in the SQL both engines share (`$n` placeholders, `RETURNING`,
 //! integer timestamps in milliseconds, no boolean columns), so there is a single code path.
 
-use std::{future::Future, pin::Pin, time::Duration};
+use std::{future::Future, pin::Pin, sync::Arc, time::Duration};
 
 use anyhow::Context;
 use sqlx::{AnyConnection, AnyPool, any::AnyPoolOptions, pool::PoolConnectionMetadata};
@@ -16,7 +16,14 @@ use crate::config::{DatabaseKind, redact_url};
 pub struct Db {
     pool: AnyPool,
     kind: DatabaseKind,
+    /// SQLite allows one writer at a time. Writers that meet inside SQLite poll its lock with
+    /// growing sleeps (up to 100 ms each); queueing them here instead hands the lock over at once,
+    /// in arrival order. PostgreSQL needs no such queue.
+    writer: Option<Arc<tokio::sync::Mutex<()>>>,
 }
+
+/// Held while a write runs (see [`Db::write_turn`]).
+pub type WriteTurn = Option<tokio::sync::OwnedMutexGuard<()>>;
 
 impl Db {
     /// Prepares a pool without connecting: the server starts (and answers /health) even while
@@ -41,7 +48,17 @@ impl Db {
         let pool = options
             .connect_lazy(&url)
             .with_context(|| format!("DATABASE_URL {} is not a valid database URL", redact_url(&url)))?;
-        Ok(Self { pool, kind })
+        let writer = (kind == DatabaseKind::Sqlite).then(|| Arc::new(tokio::sync::Mutex::new(())));
+        Ok(Self { pool, kind, writer })
+    }
+
+    /// Waits for this writer's turn (SQLite) and holds it until the guard is dropped; call it
+    /// before a write transaction begins.
+    pub async fn write_turn(&self) -> WriteTurn {
+        match &self.writer {
+            Some(writer) => Some(writer.clone().lock_owned().await),
+            None => None,
+        }
     }
 
     /// Applies pending migrations for this engine.

@@ -355,6 +355,7 @@ pub async fn create(db: &Db, user_id: i64, new: NewTask) -> ApiResult<Task> {
     let priority = new.priority.unwrap_or_default();
     let now = now_millis();
 
+    let _turn = db.write_turn().await;
     let mut tx = db.pool().begin().await?;
     let row: TaskRow = sqlx::query_as(concat!(
         "INSERT INTO tasks (user_id, title, description, priority, due_date, created_at, updated_at) \
@@ -443,6 +444,7 @@ pub async fn update(db: &Db, user_id: i64, id: i64, patch: TaskPatch) -> ApiResu
     sql.push(" AND user_id = ").bind(Bind::Int(user_id));
     sql.push(concat!(" RETURNING ", task_columns!()));
 
+    let _turn = db.write_turn().await;
     let mut tx = db.pool().begin().await?;
     let row = sql
         .query()
@@ -470,6 +472,7 @@ pub async fn update(db: &Db, user_id: i64, id: i64, patch: TaskPatch) -> ApiResu
 
 /// Deletes one of this user's tasks (and its tags).
 pub async fn delete(db: &Db, user_id: i64, id: i64) -> ApiResult<()> {
+    let _turn = db.write_turn().await;
     let mut tx = db.pool().begin().await?;
     // Tags go explicitly, so deleting does not depend on the engine's foreign-key setting.
     sqlx::query("DELETE FROM task_tags WHERE task_id IN (SELECT id FROM tasks WHERE id = $1 AND user_id = $2)")

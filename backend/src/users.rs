@@ -83,6 +83,7 @@ pub fn normalize_name(raw: Option<String>) -> ApiResult<Option<String>> {
 
 /// Stores a new user; an email already in use is a 409 `email_taken`.
 pub async fn create(db: &Db, email: &str, name: Option<&str>, password_hash: &str) -> ApiResult<User> {
+    let _turn = db.write_turn().await;
     let result = sqlx::query_as::<_, User>(
         "INSERT INTO users (email, name, password_hash, created_at) VALUES ($1, $2, $3, $4) RETURNING id, email, name",
     )

@@ -2,10 +2,12 @@
 //! binaries, their "listening on" line read to learn the port, readiness awaited, and stopped.
 
 use std::{
+    collections::VecDeque,
     io::{BufRead, BufReader},
     path::Path,
     process::{Child, Command, Stdio},
     sync::{
+        Arc, Mutex,
         atomic::{AtomicBool, Ordering},
         mpsc,
     },
@@ -35,7 +37,13 @@ pub struct ServiceProcess {
     pub child: Child,
     /// The address it reported in its "listening on" line.
     address: mpsc::Receiver<String>,
+    /// Its last log lines, shown when it fails to start and its logs were not printed.
+    recent: Arc<Mutex<VecDeque<String>>>,
+    logs: Logs,
 }
+
+/// Log lines kept per service for start-up failures.
+const RECENT_LINES: usize = 20;
 
 impl ServiceProcess {
     /// Starts `binary` with `env` added to our environment.
@@ -52,15 +60,23 @@ impl ServiceProcess {
             .spawn()
             .with_context(|| format!("starting {}", binary.display()))?;
         let (tx, address) = mpsc::channel();
+        let recent = Arc::new(Mutex::new(VecDeque::with_capacity(RECENT_LINES)));
         let prefix = format!("{name:<8} | ");
         if let Some(stderr) = child.stderr.take() {
-            let prefix = prefix.clone();
-            std::thread::spawn(move || forward(stderr, &prefix, logs, Some(tx)));
+            let (prefix, recent) = (prefix.clone(), recent.clone());
+            std::thread::spawn(move || forward(stderr, &prefix, logs, &recent, Some(tx)));
         }
         if let Some(stdout) = child.stdout.take() {
-            std::thread::spawn(move || forward(stdout, &prefix, logs, None));
+            let recent = recent.clone();
+            std::thread::spawn(move || forward(stdout, &prefix, logs, &recent, None));
         }
-        Ok(Self { name, child, address })
+        Ok(Self {
+            name,
+            child,
+            address,
+            recent,
+            logs,
+        })
     }
 
     /// Waits for the "listening on" line, then for /ready to answer 200; returns the base URL.
@@ -95,29 +111,64 @@ impl ServiceProcess {
             bail!("interrupted while waiting for the {} to start", self.name);
         }
         if let Some(status) = self.child.try_wait()? {
-            bail!("the {} exited during start-up ({status}); its log is above", self.name);
+            bail!("the {} exited during start-up ({status}){}", self.name, self.log_hint());
         }
         if Instant::now() > deadline {
-            bail!("the {} did not become ready in time; its log is above", self.name);
+            bail!("the {} did not become ready in time{}", self.name, self.log_hint());
         }
         Ok(())
     }
-}
 
-/// Copies a child's output lines to our stderr with a prefix (or drops them), and reports its
-/// listening address.
-fn forward(stream: impl std::io::Read, prefix: &str, logs: Logs, address: Option<mpsc::Sender<String>>) {
-    for line in BufReader::new(stream).lines().map_while(Result::ok) {
-        if let Some(tx) = &address
-            && let Some(rest) = line.split("listening on ").nth(1)
-        {
-            let url: String = rest.chars().take_while(|c| !c.is_whitespace()).collect();
-            let _ = tx.send(url);
-        }
-        if logs == Logs::Prefixed {
-            eprintln!("{prefix}{line}");
+    /// Where to read why: the log printed above, or its last lines here.
+    fn log_hint(&self) -> String {
+        match self.logs {
+            Logs::Prefixed => "; its log is above".to_owned(),
+            Logs::Discarded => {
+                let recent = self
+                    .recent
+                    .lock()
+                    .map(|r| r.iter().cloned().collect::<Vec<_>>())
+                    .unwrap_or_default();
+                format!("; its last log lines:\n  {}", recent.join("\n  "))
+            }
         }
     }
+}
+
+/// Copies a child's output lines to our stderr with a prefix (or keeps only the last few), and
+/// reports its listening address.
+fn forward(
+    stream: impl std::io::Read,
+    prefix: &str,
+    logs: Logs,
+    recent: &Mutex<VecDeque<String>>,
+    address: Option<mpsc::Sender<String>>,
+) {
+    for line in BufReader::new(stream).lines().map_while(Result::ok) {
+        if let Some(tx) = &address
+            && let Some(url) = listening_address(&line)
+        {
+            let _ = tx.send(url);
+        }
+        match logs {
+            Logs::Prefixed => eprintln!("{prefix}{line}"),
+            Logs::Discarded => {
+                if let Ok(mut recent) = recent.lock() {
+                    if recent.len() == RECENT_LINES {
+                        recent.pop_front();
+                    }
+                    recent.push_back(line);
+                }
+            }
+        }
+    }
+}
+
+/// The URL in a "listening on http://..." log line, as text or inside a JSON log line.
+fn listening_address(line: &str) -> Option<String> {
+    let rest = line.split("listening on ").nth(1)?;
+    let url: String = rest.chars().take_while(|c| !c.is_whitespace() && *c != '"').collect();
+    url.starts_with("http://").then_some(url)
 }
 
 /// Asks every service to stop (SIGINT: no drain pause) and waits; kills what does not stop.
@@ -142,4 +193,18 @@ pub fn stop_all(services: &mut [ServiceProcess]) {
         let _ = service.child.wait();
     }
     eprintln!("==> stopped");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_the_address_in_text_and_json_logs() {
+        let text = "2026-11-25T13:00:00Z  INFO backend::service::shutdown: listening on http://127.0.0.1:41234";
+        assert_eq!(listening_address(text).as_deref(), Some("http://127.0.0.1:41234"));
+        let json = r#"{"timestamp":"x","level":"INFO","message":"listening on http://127.0.0.1:8000","target":"t"}"#;
+        assert_eq!(listening_address(json).as_deref(), Some("http://127.0.0.1:8000"));
+        assert_eq!(listening_address("nothing here"), None);
+    }
 }
