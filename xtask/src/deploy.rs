@@ -770,10 +770,11 @@ fn upgrade_command<'a>(
         let component = image.service.name();
         let suffix = format!(":{}", image.tag);
         let repository = image.reference.strip_suffix(&suffix).unwrap_or(&image.name);
+        // --set-string: a content hash can be all digits, which --set would turn into a number.
         args.extend([
-            "--set".to_owned(),
+            "--set-string".to_owned(),
             format!("{component}.image.repository={repository}"),
-            "--set".to_owned(),
+            "--set-string".to_owned(),
             format!("{component}.image.tag={}", image.tag),
         ]);
     }
@@ -783,7 +784,7 @@ fn upgrade_command<'a>(
         .and_then(|image| image.revision.as_deref())
         .filter(|sha| sha.len() == 40 && sha.bytes().all(|b| b.is_ascii_hexdigit()));
     if let Some(sha) = git_sha {
-        args.extend(["--set".to_owned(), format!("backend.gitSha={sha}")]);
+        args.extend(["--set-string".to_owned(), format!("backend.gitSha={sha}")]);
     }
     for set in sets {
         args.extend(["--set".to_owned(), set.clone()]);

@@ -38,6 +38,9 @@ pub struct E2e {
     /// Use the images of the last `build-images` instead of building (or reusing) them.
     #[arg(long)]
     pub no_build: bool,
+    /// Run the images recorded in this file (written by `build-images`) [implies --no-build].
+    #[arg(long, value_name = "FILE")]
+    pub images: Option<PathBuf>,
     /// Leave the containers running after a successful run, to look around (the command to
     /// remove them is printed).
     #[arg(long)]
@@ -51,7 +54,10 @@ impl E2e {
     /// Builds or loads the images, runs them as the chart would, and smoke-tests them.
     pub fn run(self, sh: &Shell) -> anyhow::Result<()> {
         let root = sh.current_dir();
-        let record = if self.no_build {
+        let record = if let Some(file) = &self.images {
+            // Relative to where the command was started, as people expect of a file argument.
+            BuildRecord::load_from(&std::env::current_dir()?.join(file))?
+        } else if self.no_build {
             BuildRecord::load(&root)?
         } else {
             step("build images (reused when unchanged)", || {
@@ -86,7 +92,8 @@ impl E2e {
                 "helm/values-dev.yaml".to_owned(),
             ];
             for set in sets {
-                args.extend(["--set".to_owned(), set]);
+                // --set-string: a content hash can be all digits, which --set would make a number.
+                args.extend(["--set-string".to_owned(), set]);
             }
             let documents = manifests::render(sh, &helm, "todo", Path::new("helm"), &args)?;
             Ok((
@@ -300,7 +307,7 @@ impl Sandbox {
             .push(format!("container:{name}"));
         cmd!(
             sh,
-            "{program} run --detach --name {name} --env-file {env_file} --publish {publish} {args...} {image}"
+            "{program} run --detach --pull never --name {name} --env-file {env_file} --publish {publish} {args...} {image}"
         )
         .quiet()
         .ignore_stdout()

@@ -23,9 +23,9 @@ const GIT_SHA: &str = "4b825dc642cb6eb9a060e54bf8d69288fbee4904";
 /// The upgrade as deploy runs it with the fixture's images, ending with Helm's `flags`.
 fn upgrade(flags: &str) -> String {
     format!(
-        "helm {} --values helm/values-dev.yaml --set backend.image.repository=todo-backend --set \
-         backend.image.tag=3f2a9c1b7d4e --set frontend.image.repository=todo-frontend --set \
-         frontend.image.tag=8e1d2c3b4a5f --set backend.gitSha={GIT_SHA} {flags} --cleanup-on-fail --timeout 180s",
+        "helm {} --values helm/values-dev.yaml --set-string backend.image.repository=todo-backend --set-string \
+         backend.image.tag=3f2a9c1b7d4e --set-string frontend.image.repository=todo-frontend --set-string \
+         frontend.image.tag=8e1d2c3b4a5f --set-string backend.gitSha={GIT_SHA} {flags} --cleanup-on-fail --timeout 180s",
         helm_args("upgrade --install todo helm")
     )
 }
