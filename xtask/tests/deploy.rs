@@ -11,8 +11,8 @@ use serde_json::Value;
 use support::{
     cluster::{
         BACKEND_IMAGE, BACKEND_POD, CANCELLED, FRONTEND_IMAGE, assert_in_order, assert_kubectl_is_explicit,
-        assert_never, assert_no_secret, change, fixture, fixture_path, healthy, helm_args, not_found, query, write,
-        xtask,
+        assert_never, assert_no_secret, change, deployed_release_in, fixture, fixture_path, healthy, helm_args,
+        not_found, query, write, xtask,
     },
     standins::{Program, Reply, Run, StandIns},
 };
@@ -209,7 +209,6 @@ fn docker_built_images_go_to_kind_by_name() {
         }
         Reply::ok(serde_json::json!({ "images": images }).to_string())
     };
-    let kind_query = |rest: &str| format!("--context kind-dev --namespace todo --request-timeout=5s {rest}");
     let programs = vec![
         Program::new("kind")
             .on("get nodes --name dev", Reply::ok("dev-control-plane\n"))
@@ -218,24 +217,8 @@ fn docker_built_images_go_to_kind_by_name() {
             "exec dev-control-plane crictl images -o json",
             vec![crictl(false), crictl(false), crictl(true)],
         ),
-        Program::new("kubectl")
-            .on("config current-context --request-timeout=5s", Reply::ok("kind-dev\n"))
-            .on(&kind_query("get nodes -o json"), Reply::ok(fixture("nodes.json")))
-            .on(
-                &kind_query("get namespace todo -o json"),
-                Reply::ok(fixture("namespace.json")),
-            )
-            .on(
-                &kind_query("get secret todo-secrets -o json"),
-                Reply::ok(fixture("secret.json")),
-            ),
-        Program::new("helm")
-            .on("version --short", Reply::ok("v3.17.2+gcc0bbbd\n"))
-            .on(
-                "history todo --kube-context kind-dev --namespace todo --max 256 -o json",
-                Reply::ok(fixture("helm-history-deployed.json")),
-            ),
     ];
+    let programs = [programs, deployed_release_in("kind-dev").to_vec()].concat();
     let run = xtask(
         &standins,
         &programs,
@@ -255,7 +238,6 @@ fn docker_built_images_go_to_kind_by_name() {
 #[test]
 fn podman_built_images_go_to_k3d_as_archives() {
     let standins = StandIns::new();
-    let k3d_query = |rest: &str| format!("--context k3d-demo --namespace todo --request-timeout=5s {rest}");
     let programs = vec![
         Program::new("k3d").on("image import * -c demo", Reply::ok("")),
         Program::new("docker")
@@ -270,24 +252,8 @@ fn podman_built_images_go_to_k3d_as_archives() {
         Program::new("podman")
             .on("tag * docker.io/library/*", Reply::ok(""))
             .on("save -o * docker.io/library/*", Reply::ok("")),
-        Program::new("kubectl")
-            .on("config current-context --request-timeout=5s", Reply::ok("k3d-demo\n"))
-            .on(&k3d_query("get nodes -o json"), Reply::ok(fixture("nodes.json")))
-            .on(
-                &k3d_query("get namespace todo -o json"),
-                Reply::ok(fixture("namespace.json")),
-            )
-            .on(
-                &k3d_query("get secret todo-secrets -o json"),
-                Reply::ok(fixture("secret.json")),
-            ),
-        Program::new("helm")
-            .on("version --short", Reply::ok("v3.17.2+gcc0bbbd\n"))
-            .on(
-                "history todo --kube-context k3d-demo --namespace todo --max 256 -o json",
-                Reply::ok(fixture("helm-history-deployed.json")),
-            ),
     ];
+    let programs = [programs, deployed_release_in("k3d-demo").to_vec()].concat();
     let images = fixture_path("images.json").display().to_string();
     let run = xtask(
         &standins,

@@ -41,6 +41,34 @@ pub fn query(rest: &str) -> String {
     format!("--context {CONTEXT} --namespace todo --request-timeout=5s {rest}")
 }
 
+/// kubectl and Helm of another local cluster reached through `context` (kind, k3d): its nodes,
+/// the namespace and the Secret exist, and the release is deployed.
+pub fn deployed_release_in(context: &str) -> [Program; 2] {
+    let query = |rest: &str| format!("--context {context} --namespace todo --request-timeout=5s {rest}");
+    [
+        Program::new("kubectl")
+            .on(
+                "config current-context --request-timeout=5s",
+                Reply::ok(format!("{context}\n")),
+            )
+            .on(&query("get nodes -o json"), Reply::ok(fixture("nodes.json")))
+            .on(
+                &query("get namespace todo -o json"),
+                Reply::ok(fixture("namespace.json")),
+            )
+            .on(
+                &query("get secret todo-secrets -o json"),
+                Reply::ok(fixture("secret.json")),
+            ),
+        Program::new("helm")
+            .on("version --short", Reply::ok("v3.17.2+gcc0bbbd\n"))
+            .on(
+                &format!("history todo --kube-context {context} --namespace todo --max 256 -o json"),
+                Reply::ok(fixture("helm-history-deployed.json")),
+            ),
+    ]
+}
+
 /// kubectl's arguments for a change: context, namespace and the write timeout first.
 pub fn write(rest: &str) -> String {
     format!("--context {CONTEXT} --namespace todo --request-timeout=30s {rest}")
