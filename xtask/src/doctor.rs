@@ -22,6 +22,7 @@ use crate::{
         MinikubeProfile, MinikubeState, MinikubeStatus, RECOMMENDED_MINIKUBE_ADDONS, RECOMMENDED_MINIKUBE_CPUS,
         RECOMMENDED_MINIKUBE_MEMORY_MIB,
     },
+    container_network::{self, PodmanDns, PodmanSearchDirs},
     probe::{self, PROBE_TIMEOUT},
     progress, tools,
 };
@@ -310,6 +311,9 @@ pub struct Facts {
     pub docker: Found<DockerEngine>,
     /// Podman's version.
     pub podman: Found<String>,
+    /// Podman's network backend and DNS, when Podman is the engine the workflow would use (no
+    /// reachable Docker daemon), or why `podman info` could not tell.
+    pub podman_dns: Option<Result<PodmanDns, String>>,
     /// kubectl's version and the server's.
     pub kubectl: Found<KubectlVersion>,
     /// Helm's version.
@@ -334,6 +338,8 @@ pub struct Facts {
 pub fn gather(sh: &Shell) -> Facts {
     let docker = Found::query(tools::DOCKER, || cluster::docker_engine(sh));
     let podman = Found::query(tools::PODMAN, || cluster::podman_version(sh));
+    let docker_usable = matches!(&docker, Found::Present(engine) if engine.daemon.is_ok());
+    let podman_dns = (!docker_usable && matches!(podman, Found::Present(_))).then(|| podman_dns(sh));
     let helm = Found::query(tools::HELM, || cluster::helm_version(sh));
 
     let minikube_version = Found::query(tools::MINIKUBE, || cluster::minikube_version(sh));
@@ -401,6 +407,7 @@ pub fn gather(sh: &Shell) -> Facts {
     Facts {
         docker,
         podman,
+        podman_dns,
         kubectl,
         helm,
         minikube,
@@ -411,6 +418,18 @@ pub fn gather(sh: &Shell) -> Facts {
         host_architecture: cluster::host_architecture().to_owned(),
         disk: disk_space(sh, &sh.current_dir()),
     }
+}
+
+/// `podman info --format json`, plus a search of Podman's helper directories when that Podman
+/// does not report its DNS program itself.
+fn podman_dns(sh: &Shell) -> Result<PodmanDns, String> {
+    let probe = probe::run(cmd!(sh, "podman info --format json"), PROBE_TIMEOUT);
+    if !probe.succeeded() {
+        return Err(probe.failure());
+    }
+    let info = container_network::parse_podman_info(&probe.stdout).map_err(reason)?;
+    let dirs = PodmanSearchDirs::of_this_machine().map_err(reason)?;
+    Ok(PodmanDns::assess(&info, &dirs))
 }
 
 /// An error as the one-line reason a check shows (its whole context chain).
@@ -458,6 +477,7 @@ pub fn parse_df(output: &str) -> anyhow::Result<DiskSpace> {
 /// Judges the facts: one check per line of the report, in display order.
 pub fn evaluate(facts: &Facts) -> Report {
     let mut checks = engine_checks(&facts.docker, &facts.podman).to_vec();
+    checks.push(container_dns_check(facts));
     checks.push(kubectl_check(&facts.kubectl));
     checks.push(helm_check(&facts.helm));
     checks.push(minikube_check(facts));
@@ -532,6 +552,46 @@ fn engine_checks(docker: &Found<DockerEngine>, podman: &Found<String>) -> [Check
         ),
     };
     [docker_check, podman_check]
+}
+
+/// Whether containers on one network find each other by name (`cargo xtask e2e` needs it: the
+/// frontend reaches the backend by its Service name). Docker always can on user-defined
+/// networks; Podman only with its backend's DNS program.
+fn container_dns_check(facts: &Facts) -> Check {
+    const NAME: &str = "container-dns";
+    let docker_usable = matches!(&facts.docker, Found::Present(engine) if engine.daemon.is_ok());
+    if docker_usable {
+        return Check::ok(NAME, "docker: embedded DNS on user-defined networks");
+    }
+    match &facts.podman_dns {
+        None => Check::skip(NAME, "no container engine"),
+        Some(Err(why)) => Check::warn(
+            NAME,
+            format!("podman info failed, so container DNS is unknown: {why}"),
+            "run `podman info` and fix what it reports",
+        ),
+        Some(Ok(PodmanDns { backend, dns: Ok(path) })) => Check::ok(
+            NAME,
+            format!(
+                "podman {} backend, containers find each other by name ({} at {})",
+                backend.name(),
+                backend.dns_program().unwrap_or("DNS"),
+                path.display()
+            ),
+        ),
+        Some(Ok(PodmanDns {
+            backend,
+            dns: Err(missing),
+        })) => Check::warn(
+            NAME,
+            format!(
+                "podman {} backend with {missing}: containers cannot find each other by name (cargo xtask e2e \
+                 needs it)",
+                backend.name()
+            ),
+            backend.dns_fix(),
+        ),
+    }
 }
 
 /// kubectl is required, and should be within one minor version of the cluster.

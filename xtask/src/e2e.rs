@@ -21,6 +21,7 @@ use xshell::{Shell, cmd};
 
 use crate::{
     build_images::BuildImages,
+    container_network,
     engine::Engine,
     helm_dist,
     images::{BuildRecord, Service},
@@ -148,6 +149,10 @@ impl E2e {
         let frontend_healthy = step("wait for the frontend's /health", || {
             wait_healthy(&frontend_url, frontend_started)
         })?;
+        step(
+            "check that the frontend reaches the backend by its Service name",
+            || sandbox.check_backend_reachable(sh, frontend),
+        )?;
         eprintln!(
             "    /health answered {} (backend) and {} (frontend) after `run` was called",
             human(backend_healthy),
@@ -187,6 +192,14 @@ pub fn helm_binary(sh: &Shell) -> anyhow::Result<PathBuf> {
         }
     }
     tools::require(tools::HELM)
+}
+
+/// Podman's network backend, from `podman info`.
+fn podman_backend(sh: &Shell) -> Option<container_network::PodmanBackend> {
+    let info = cmd!(sh, "podman info --format json").quiet().read().ok()?;
+    container_network::parse_podman_info(&info)
+        .ok()
+        .map(|info| info.backend)
 }
 
 /// Polls `/health` until it answers 200; returns the time since `started`.
@@ -321,6 +334,71 @@ impl Sandbox {
             .filter(|a| !a.is_empty())
             .context("the port was not published")?;
         Ok(format!("http://{}", address.replace("0.0.0.0", "127.0.0.1")))
+    }
+
+    /// Runs the frontend's own health check inside its container against the backend URL it was
+    /// configured with, so a network without DNS is named as the cause before the smoke test
+    /// would meet it as a 503 at sign-up.
+    fn check_backend_reachable(&self, sh: &Shell, frontend: &ContainerSpec) -> anyhow::Result<()> {
+        let program = self.engine.program();
+        let name = self.container(Service::Frontend);
+        let backend_url = frontend
+            .env
+            .get("BACKEND_URL")
+            .context("the rendered frontend has no BACKEND_URL")?;
+        let binary = Service::Frontend.binary_path();
+        let url = format!("{}/health", backend_url.trim_end_matches('/'));
+        let output = cmd!(sh, "{program} exec {name} {binary} healthcheck --url {url}")
+            .quiet()
+            .ignore_status()
+            .output()?;
+        if output.status.success() {
+            return Ok(());
+        }
+        let said = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let host = backend_url
+            .split_once("://")
+            .map_or(backend_url.as_str(), |(_, rest)| rest)
+            .split([':', '/'])
+            .next()
+            .unwrap_or_default();
+        if said.contains("cannot resolve") {
+            let backend = (self.engine == Engine::Podman).then(|| podman_backend(sh)).flatten();
+            let dns_enabled = self.dns_enabled(sh);
+            bail!(
+                "{}",
+                container_network::name_resolution_failure(
+                    self.engine,
+                    backend.as_ref(),
+                    &self.network(),
+                    dns_enabled,
+                    host
+                )
+            );
+        }
+        bail!(
+            "the frontend container resolves {host:?} but cannot reach the backend at {url} on network {}: {}",
+            self.network(),
+            said.trim()
+        )
+    }
+
+    /// Whether the engine says DNS is on for the sandbox's network (Podman only).
+    fn dns_enabled(&self, sh: &Shell) -> Option<bool> {
+        if self.engine != Engine::Podman {
+            return None;
+        }
+        let network = self.network();
+        let format = "{{.DNSEnabled}}";
+        let out = cmd!(sh, "podman network inspect --format {format} {network}")
+            .quiet()
+            .read()
+            .ok()?;
+        out.trim().parse().ok()
     }
 
     /// Memory in use per container, as the engine reports it.

@@ -47,6 +47,11 @@ impl Service {
             Self::Frontend => 3000,
         }
     }
+
+    /// Where the binary lives inside the image (its Dockerfile copies it there).
+    pub fn binary_path(self) -> String {
+        format!("/usr/local/bin/{}", self.name())
+    }
 }
 
 /// One built image.

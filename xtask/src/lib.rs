@@ -5,6 +5,7 @@ pub mod background;
 pub mod bench;
 pub mod build_images;
 pub mod cluster;
+pub mod container_network;
 pub mod deploy;
 pub mod diagnostics;
 pub mod doctor;

@@ -26,7 +26,7 @@ pub const DOCKER: Tool = Tool {
 pub const PODMAN: Tool = Tool {
     program: "podman",
     purpose: "builds and runs container images",
-    install: "sudo apt-get install -y podman runc   (other systems: https://podman.io/docs/installation)",
+    install: "sudo apt-get install -y podman runc netavark aardvark-dns   (other systems: https://podman.io/docs/installation)",
 };
 /// Local Kubernetes cluster.
 pub const MINIKUBE: Tool = Tool {

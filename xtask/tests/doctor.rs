@@ -76,6 +76,11 @@ fn df(available_kib: u64) -> String {
 
 const GIB_IN_KIB: u64 = 1024 * 1024;
 
+/// `podman info --format json` of Podman 4.3.1 on Debian 12 (this project's CI machine), with
+/// `network_backend = "netavark"` in containers.conf, and as first used without netavark (CNI).
+const PODMAN_INFO_NETAVARK: &str = include_str!("fixtures/podman-info-4.3-netavark.json");
+const PODMAN_INFO_CNI: &str = include_str!("fixtures/podman-info-4.3-cni.json");
+
 /// Everything present, supported and running: Docker and Podman, kubectl within one minor of
 /// a running Minikube with the recommended addons, Helm 3, plenty of disk. kind and k3d are
 /// installed too, to show they are asked nothing while their contexts are not current.
@@ -84,7 +89,9 @@ fn healthy() -> Vec<Program> {
         Program::new("docker")
             .on("--version", Reply::ok("Docker version 27.4.1, build b9d17ea\n"))
             .on("info --format {{.ServerVersion}}", Reply::ok("27.4.1\n")),
-        Program::new("podman").on("--version", Reply::ok("podman version 5.3.1\n")),
+        Program::new("podman")
+            .on("--version", Reply::ok("podman version 5.3.1\n"))
+            .on("info --format json", Reply::ok(PODMAN_INFO_NETAVARK)),
         Program::new("kubectl")
             .on("config current-context --request-timeout=5s", Reply::ok("minikube\n"))
             .on(
@@ -145,9 +152,31 @@ fn without(programs: Vec<Program>, name: &str) -> Vec<Program> {
 
 /// Runs `cargo xtask doctor [args]` (the built binary) against `programs`.
 fn doctor(programs: &[Program], args: &[&str]) -> (Run, Vec<String>) {
+    doctor_with_podman_helpers(programs, args, &[])
+}
+
+/// Like [`doctor`], with Podman's containers.conf (`CONTAINERS_CONF`) pointing its helper and CNI
+/// plugin folders into the stand-ins' folder, where only `helpers` (such as `aardvark-dns`) exist.
+/// Returns the folder too, for the paths doctor reports.
+fn doctor_with_podman_helpers(programs: &[Program], args: &[&str], helpers: &[&str]) -> (Run, Vec<String>) {
     let standins = StandIns::new();
     standins.install_all(programs);
-    let outcome = run(standins.command(env!("CARGO_BIN_EXE_xtask")).arg("doctor").args(args));
+    let helper_dir = standins.scratch("podman-helpers");
+    let cni_dir = standins.scratch("cni-plugins");
+    for helper in helpers {
+        std::fs::write(helper_dir.join(helper), "").unwrap();
+    }
+    let conf = standins.scratch("conf").join("containers.conf");
+    std::fs::write(
+        &conf,
+        format!("[engine]\nhelper_binaries_dir = [{helper_dir:?}]\n\n[network]\ncni_plugin_dirs = [{cni_dir:?}]\n"),
+    )
+    .unwrap();
+    let outcome = run(standins
+        .command(env!("CARGO_BIN_EXE_xtask"))
+        .env("CONTAINERS_CONF", &conf)
+        .arg("doctor")
+        .args(args));
     (outcome, standins.invocations())
 }
 
@@ -164,6 +193,7 @@ const READ_ONLY: &[&str] = &[
     "docker --version",
     "docker info --format {{.ServerVersion}}",
     "podman --version",
+    "podman info --format json",
     "kubectl config current-context ",
     "kubectl config view --minify -o json ",
     "kubectl version -o json ",
@@ -236,6 +266,7 @@ fn all_present_and_supported() {
 STATUS  CHECK            DETAIL
 ok      docker           client 27.4.1, daemon 27.4.1
 ok      podman           5.3.1
+ok      container-dns    docker: embedded DNS on user-defined networks
 ok      kubectl          v1.32.2 (cluster v1.32.0: within one minor)
 ok      helm             v3.17.2 (Helm 3)
 ok      minikube         v1.35.0
@@ -247,7 +278,7 @@ ok      minikube-addons  ingress enabled, metrics-server enabled
 ok      architecture     {arch} (nodes and this machine)
 ok      disk             50.0 GiB free on /
 
-12 ok, 0 warn, 0 FAIL, 0 skip: ready
+13 ok, 0 warn, 0 FAIL, 0 skip: ready
 "
         )
     );
@@ -291,6 +322,7 @@ fn all_present_and_supported_as_json() {
         [
             "docker",
             "podman",
+            "container-dns",
             "kubectl",
             "helm",
             "minikube",
@@ -321,7 +353,7 @@ fn helm_missing_fails_with_the_install_command() {
         Some("install helm: https://helm.sh/docs/intro/install/ (Helm 3 or 4)"),
     );
     assert!(
-        run.stdout.ends_with("\n11 ok, 0 warn, 1 FAIL, 0 skip: not ready: do what the FAIL lines say, then run `cargo xtask doctor` again\n"),
+        run.stdout.ends_with("\n12 ok, 0 warn, 1 FAIL, 0 skip: not ready: do what the FAIL lines say, then run `cargo xtask doctor` again\n"),
         "{}",
         run.stdout
     );
@@ -365,7 +397,7 @@ fn helm_2_is_unsupported_with_an_upgrade_hint() {
         Some("upgrade Helm (Helm 2 and Tiller are end-of-life): https://helm.sh/docs/intro/install/"),
     );
     assert!(
-        run.stdout.contains("\n11 ok, 0 warn, 1 FAIL, 0 skip: not ready"),
+        run.stdout.contains("\n12 ok, 0 warn, 1 FAIL, 0 skip: not ready"),
         "{}",
         run.stdout
     );
@@ -432,7 +464,7 @@ fn minikube_stopped_fails_with_the_start_command() {
         ),
         None,
     );
-    assert!(table.contains("\n9 ok, 0 warn, 2 FAIL, 1 skip: not ready"), "{table}");
+    assert!(table.contains("\n10 ok, 0 warn, 2 FAIL, 1 skip: not ready"), "{table}");
     // A stopped cluster's nodes are not asked for.
     assert!(
         !invocations.iter().any(|line| line.starts_with("kubectl get")),
@@ -528,7 +560,7 @@ fn a_non_local_context_fails_and_its_cluster_is_left_alone() {
         "ok      minikube-status  minikube: host Running, kubelet Running, apiserver Running",
         None,
     );
-    assert!(table.contains("\n10 ok, 0 warn, 1 FAIL, 1 skip: not ready"), "{table}");
+    assert!(table.contains("\n11 ok, 0 warn, 1 FAIL, 1 skip: not ready"), "{table}");
     // Nothing but `kubectl version` goes to somebody else's cluster.
     assert!(
         !invocations.iter().any(|line| line.starts_with("kubectl get")),
@@ -567,9 +599,19 @@ fn docker_client_without_daemon_passes_when_podman_is_present() {
         ),
     );
     assert_row(&run.stdout, "ok      podman           5.3.1", None);
+    // Podman is the engine now, so its DNS is examined; these helpers folders have no aardvark-dns.
+    assert_row(
+        &run.stdout,
+        "warn    container-dns    podman netavark backend with no aardvark-dns: containers cannot find each other by name (cargo xtask e2e needs it)",
+        Some("sudo apt-get install -y aardvark-dns   (Fedora/RHEL: sudo dnf install -y aardvark-dns)"),
+    );
+    assert!(
+        invocations.contains(&"podman info --format json".to_owned()),
+        "{invocations:?}"
+    );
     assert!(
         run.stdout
-            .ends_with("\n11 ok, 1 warn, 0 FAIL, 0 skip: ready (the warnings are advice)\n"),
+            .ends_with("\n11 ok, 2 warn, 0 FAIL, 0 skip: ready (the warnings are advice)\n"),
         "{}",
         run.stdout
     );
@@ -596,8 +638,78 @@ fn docker_client_without_daemon_passes_when_podman_is_present() {
         &alone.stdout,
         "FAIL    podman           not installed (docker or podman is needed)",
         Some(
-            "install podman: sudo apt-get install -y podman runc   (other systems: https://podman.io/docs/installation)",
+            "install podman: sudo apt-get install -y podman runc netavark aardvark-dns   (other systems: https://podman.io/docs/installation)",
         ),
+    );
+}
+
+/// The engine e2e uses without a Docker daemon: Podman, with the network backend `podman info`
+/// reports and the DNS helper found (or not) where that containers.conf says Podman looks.
+#[test]
+fn podman_container_dns_is_reported_with_its_fix() {
+    let no_daemon = change(healthy(), "docker", |docker| {
+        docker.on(
+            "info --format {{.ServerVersion}}",
+            Reply::fail(
+                1,
+                "Cannot connect to the Docker daemon at unix:///var/run/docker.sock. Is the docker daemon running?\n",
+            )
+            .with_stdout("\n"),
+        )
+    });
+    let (netavark, invocations) = doctor_with_podman_helpers(&no_daemon, &[], &["netavark", "aardvark-dns"]);
+    assert_eq!(netavark.code, 0, "{}", netavark.stderr);
+    let row = netavark
+        .stdout
+        .lines()
+        .find(|line| line.contains("container-dns"))
+        .unwrap_or_else(|| panic!("no container-dns row:\n{}", netavark.stdout));
+    assert!(
+        row.starts_with(
+            "ok      container-dns    podman netavark backend, containers find each other by name (aardvark-dns at /"
+        ) && row.ends_with("/podman-helpers/aardvark-dns)"),
+        "{row}"
+    );
+    assert_read_only(&invocations);
+
+    let cni = change(no_daemon, "podman", |podman| {
+        podman.on("info --format json", Reply::ok(PODMAN_INFO_CNI))
+    });
+    let (run, _) = doctor_with_podman_helpers(&cni, &[], &["aardvark-dns"]);
+    assert_eq!(run.code, 0, "a warning, not a failure:\n{}", run.stdout);
+    assert_row(
+        &run.stdout,
+        "warn    container-dns    podman cni backend with no dnsname: containers cannot find each other by name (cargo xtask e2e needs it)",
+        Some(
+            "sudo apt-get install -y golang-github-containernetworking-plugin-dnsname   (Fedora/RHEL: sudo dnf install -y \
+             podman-plugins); or move to netavark: sudo apt-get install -y netavark aardvark-dns, set network_backend = \
+             \"netavark\" under [network] in /etc/containers/containers.conf, then podman system reset",
+        ),
+    );
+    let (json_run, _) = doctor_with_podman_helpers(&cni, &["--json"], &[]);
+    let report = json_report(&json_run);
+    let check = json_check(&report, "container-dns");
+    assert_eq!(check["status"], "warn");
+    assert_eq!(
+        check["detail"],
+        "podman cni backend with no dnsname: containers cannot find each other by name (cargo xtask e2e needs it)"
+    );
+    assert!(
+        check["fix"]
+            .as_str()
+            .unwrap()
+            .starts_with("sudo apt-get install -y golang-github-containernetworking-plugin-dnsname"),
+        "{check}"
+    );
+
+    let broken = change(cni, "podman", |podman| {
+        podman.on("info --format json", Reply::fail(125, "Error: cannot open storage\n"))
+    });
+    let (run, _) = doctor_with_podman_helpers(&broken, &[], &[]);
+    let row = run.stdout.lines().find(|line| line.contains("container-dns")).unwrap();
+    assert!(
+        row.starts_with("warn    container-dns    podman info failed, so container DNS is unknown: "),
+        "{row}"
     );
 }
 

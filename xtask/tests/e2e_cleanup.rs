@@ -153,3 +153,65 @@ fn build_sleeper_image(engine: Engine, dir: &Path) -> (String, String) {
         .unwrap();
     (name, tag)
 }
+
+/// On a network without DNS the frontend cannot find the backend by its Service name: e2e says so
+/// in one sentence with the fix for the engine's network backend — before the smoke test, which
+/// would only see a 503 at sign-up — removes what it started, and fails. The real images run on
+/// a real Podman network; a stand-in in front of the real `podman` only adds `--disable-dns` to
+/// `podman network create`.
+#[test]
+fn a_network_without_dns_is_named_as_the_cause() {
+    let sh = Shell::new().unwrap();
+    let real =
+        which::which("podman").unwrap_or_else(|_| panic!("this test needs Podman: {}", xtask::tools::PODMAN.install));
+    let dir = tempfile::tempdir().unwrap();
+    let bin = dir.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let wrapper = bin.join("podman");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\n# The real podman, except that networks are created without DNS.\n\
+             if [ \"$1\" = network ] && [ \"$2\" = create ]; then shift 2; exec {real:?} network create --disable-dns \"$@\"; fi\n\
+             exec {real:?} \"$@\"\n"
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&wrapper, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
+
+    let child = Command::new(XTASK)
+        .args(["e2e", "--engine", "podman"])
+        .env("PATH", &path)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let prefix = format!("todo-e2e-{}", child.id());
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("step `check that the frontend reaches the backend by its Service name` failed"),
+        "{stderr}"
+    );
+    let network = format!("{prefix}-net");
+    let sentence = format!(
+        "the frontend container cannot resolve the backend's Service name \"todo-backend\" on network {network}: "
+    );
+    assert!(stderr.contains(&sentence), "{stderr}");
+    let format = "{{.Host.NetworkBackend}}";
+    let backend = cmd!(sh, "{real} info --format {format}").read().unwrap();
+    let cause = match backend.trim() {
+        "netavark" => "Podman created that network with DNS disabled",
+        "cni" => "Podman uses its CNI network backend without the dnsname plugin",
+        other => panic!("unexpected network backend {other:?}"),
+    };
+    assert!(stderr.contains(&format!("{sentence}{cause}")), "{stderr}");
+    assert!(stderr.contains("; fix: "), "{stderr}");
+    // The smoke test never ran: the cause was found first.
+    assert!(!stdout.contains("sign up"), "{stdout}");
+    assert!(stderr.contains("remove containers, network and volume: ok"), "{stderr}");
+    assert_eq!(leftovers(Engine::Podman, &prefix), Vec::<String>::new());
+}
