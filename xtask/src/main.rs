@@ -50,6 +50,13 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // `cargo xtask` is `cargo run`, which hands this process CARGO_MANIFEST_DIR. Every cargo that
+    // xtask starts would inherit it, and some build scripts (ring's) track it, so their crates
+    // and everything above them would be rebuilt whenever a build from here follows one from a
+    // shell or a test, and back again. The project root is taken at compile time instead
+    // (`env!`), so nothing here needs the variable at run time.
+    // SAFETY: the first statement of main: no other thread exists yet to read the environment.
+    unsafe { std::env::remove_var("CARGO_MANIFEST_DIR") };
     let cli = Cli::parse();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,

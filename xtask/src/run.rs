@@ -14,7 +14,7 @@ use std::{
     time::Duration,
 };
 
-use anyhow::Context;
+use anyhow::{Context, bail};
 use clap::Args;
 use xshell::{Shell, cmd};
 
@@ -36,6 +36,10 @@ pub struct Run {
     /// Build optimised binaries (slower to build, faster to run).
     #[arg(long)]
     pub release: bool,
+    /// Start the binaries already built in cargo's target folder (by `cargo build -p backend -p
+    /// frontend` or a test run) instead of building them first.
+    #[arg(long)]
+    pub no_build: bool,
     /// Where the SQLite file and the JWT secret live (created if missing).
     #[arg(long, default_value = "target/run")]
     pub data_dir: PathBuf,
@@ -54,14 +58,26 @@ impl Run {
     /// Builds, starts, waits, then streams logs until Ctrl-C (or runs the smoke checks).
     pub fn run(self, sh: &Shell) -> anyhow::Result<()> {
         let profile_flag = self.release.then_some("--release");
-        step("build backend and frontend", || {
-            Ok(cmd!(
-                sh,
-                "cargo build --quiet --package backend --package frontend {profile_flag...}"
-            )
-            .run()?)
-        })?;
+        if !self.no_build {
+            step("build backend and frontend", || {
+                Ok(cmd!(
+                    sh,
+                    "cargo build --quiet --package backend --package frontend {profile_flag...}"
+                )
+                .run()?)
+            })?;
+        }
         let bin_dir = crate::target_dir(sh)?.join(if self.release { "release" } else { "debug" });
+        for service in ["backend", "frontend"] {
+            let binary = bin_dir.join(service);
+            if !binary.is_file() {
+                bail!(
+                    "no {service} binary at {}: build it with `cargo build -p backend -p frontend{}`, or leave out --no-build",
+                    binary.display(),
+                    if self.release { " --release" } else { "" }
+                );
+            }
+        }
         let data_dir = sh.current_dir().join(&self.data_dir);
         std::fs::create_dir_all(&data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
         let jwt_secret = jwt_secret(&data_dir)?;

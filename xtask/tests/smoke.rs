@@ -18,6 +18,25 @@ use serde_json::Value;
 
 const XTASK: &str = env!("CARGO_BIN_EXE_xtask");
 
+/// Brings the services' debug binaries up to date the way the workspace's test run builds them,
+/// so that `run --no-build` starts current code: after `cargo test --workspace` (as in `cargo
+/// xtask test`) this is a no-op, where `run`'s own `cargo build -p backend -p frontend` would
+/// compile the dependency graph once more with other features. Once per test binary.
+fn built_services() {
+    static BUILT: std::sync::OnceLock<()> = std::sync::OnceLock::new();
+    BUILT.get_or_init(|| {
+        let status = Command::new(env!("CARGO"))
+            .args(["build", "--quiet", "--locked", "--workspace", "--all-targets"])
+            .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join(".."))
+            // As `cargo xtask` starts cargo (see its main): the variable the test runner sets
+            // would make cargo rebuild crates whose build scripts track it.
+            .env_remove("CARGO_MANIFEST_DIR")
+            .status()
+            .unwrap();
+        assert!(status.success(), "building the workspace failed");
+    });
+}
+
 /// `cargo xtask run` in the background, on free ports, with its own data folder.
 struct RunningPair {
     child: Child,
@@ -29,9 +48,19 @@ struct RunningPair {
 
 impl RunningPair {
     fn start() -> Self {
+        built_services();
         let data = tempfile::tempdir().unwrap();
         let mut child = Command::new(XTASK)
-            .args(["run", "--json", "--port", "0", "--backend-port", "0", "--data-dir"])
+            .args([
+                "run",
+                "--no-build",
+                "--json",
+                "--port",
+                "0",
+                "--backend-port",
+                "0",
+                "--data-dir",
+            ])
             .arg(data.path())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -82,9 +111,19 @@ fn failed_step(report: &Value) -> &Value {
 
 #[test]
 fn run_with_smoke_passes_on_a_healthy_pair() {
+    built_services();
     let data = tempfile::tempdir().unwrap();
     let output = Command::new(XTASK)
-        .args(["run", "--smoke", "--port", "0", "--backend-port", "0", "--data-dir"])
+        .args([
+            "run",
+            "--no-build",
+            "--smoke",
+            "--port",
+            "0",
+            "--backend-port",
+            "0",
+            "--data-dir",
+        ])
         .arg(data.path())
         .output()
         .unwrap();
@@ -214,4 +253,23 @@ impl BrokenFrontend {
         });
         Self { url }
     }
+}
+
+#[test]
+fn run_without_building_names_the_missing_binary_and_how_to_build_it() {
+    let target = tempfile::tempdir().unwrap();
+    let output = Command::new(XTASK)
+        .args(["run", "--no-build", "--port", "0", "--backend-port", "0"])
+        .env("CARGO_TARGET_DIR", target.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "no backend binary at {}: build it with `cargo build -p backend -p frontend`, or leave out --no-build",
+            target.path().join("debug/backend").display()
+        )),
+        "{stderr}"
+    );
 }
