@@ -1,0 +1,137 @@
+//! The database: SQLite (embedded, the default) or PostgreSQL, chosen by the URL scheme, each
+//! through its own driver.
+//!
+//! - SQLite ([`sqlite`]): rusqlite connections. Reads run on a small pool of read-only
+//!   connections; every write goes to one writer thread, which commits the writes waiting in its
+//!   queue together in one transaction (one fsync for the batch, `synchronous=FULL` kept) and
+//!   only then answers each of them.
+//! - PostgreSQL ([`postgres`]): a sqlx `PgPool`; the server commits concurrent transactions
+//!   together by itself.
+//!
+//! Both have the same schema shapes (integer timestamps in milliseconds, no boolean columns), so
+//! the queries differ only where the engines' SQL does (placeholders, tag aggregation).
+
+pub mod postgres;
+pub mod sqlite;
+
+use std::{sync::Arc, time::Duration};
+
+use crate::config::DatabaseKind;
+
+pub use self::sqlite::WriteHold;
+
+/// Handle to the database; cheap to clone.
+#[derive(Clone)]
+pub enum Db {
+    /// An embedded SQLite file.
+    Sqlite(Arc<sqlite::Sqlite>),
+    /// A PostgreSQL server.
+    Postgres(postgres::Postgres),
+}
+
+impl std::fmt::Debug for Db {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Db({:?})", self.kind())
+    }
+}
+
+impl Db {
+    /// Prepares the database without connecting: the server starts (and answers /health) even
+    /// while the database is still coming up; [`Db::migrate`] is retried until it succeeds.
+    pub fn connect_lazy(url: &str, max_connections: u32, statement_timeout: Duration) -> anyhow::Result<Self> {
+        Ok(match DatabaseKind::of(url)? {
+            DatabaseKind::Sqlite => Self::Sqlite(Arc::new(sqlite::Sqlite::new(url)?)),
+            DatabaseKind::Postgres => {
+                Self::Postgres(postgres::Postgres::connect_lazy(url, max_connections, statement_timeout)?)
+            }
+        })
+    }
+
+    /// Connects if needed and applies pending migrations for this engine.
+    pub async fn migrate(&self) -> anyhow::Result<()> {
+        match self {
+            Self::Sqlite(db) => db.clone().migrate().await,
+            Self::Postgres(db) => db.migrate().await,
+        }
+    }
+
+    /// A trivial query, to prove the database answers.
+    pub async fn ping(&self) -> anyhow::Result<()> {
+        match self {
+            Self::Sqlite(db) => db.ping(),
+            Self::Postgres(db) => db.ping().await,
+        }
+    }
+
+    /// Which engine this is.
+    pub fn kind(&self) -> DatabaseKind {
+        match self {
+            Self::Sqlite(_) => DatabaseKind::Sqlite,
+            Self::Postgres(_) => DatabaseKind::Postgres,
+        }
+    }
+
+    /// Finishes queued writes and closes every connection (SQLite checkpoints its WAL on the
+    /// last close).
+    pub async fn close(&self) {
+        match self {
+            Self::Sqlite(db) => db.clone().close().await,
+            Self::Postgres(db) => db.close().await,
+        }
+    }
+
+    /// SQLite only: writes queue up without being run until the returned guard is dropped, and
+    /// then go out together in one batch. For tests of the group commit; `None` on PostgreSQL.
+    pub fn hold_writes(&self) -> Option<WriteHold> {
+        match self {
+            Self::Sqlite(db) => Some(db.hold_writes()),
+            Self::Postgres(_) => None,
+        }
+    }
+
+    /// SQLite only: writes waiting in the writer's queue (0 on PostgreSQL).
+    pub fn queued_writes(&self) -> usize {
+        match self {
+            Self::Sqlite(db) => db.queued_writes(),
+            Self::Postgres(_) => 0,
+        }
+    }
+
+    /// SQLite only: write transactions committed so far and the writes they held.
+    pub fn write_batches(&self) -> sqlite::BatchCounts {
+        match self {
+            Self::Sqlite(db) => db.batch_counts(),
+            Self::Postgres(_) => sqlite::BatchCounts::default(),
+        }
+    }
+}
+
+/// Milliseconds since the Unix epoch: how every timestamp is stored.
+pub fn now_millis() -> i64 {
+    let nanos = time::OffsetDateTime::now_utc().unix_timestamp_nanos();
+    i64::try_from(nanos / 1_000_000).unwrap_or(i64::MAX)
+}
+
+/// A stored timestamp as RFC 3339 UTC with exactly three fractional digits, as the API shows it
+/// (a fixed width keeps timestamps sortable as plain strings).
+pub fn rfc3339(millis: i64) -> String {
+    let format =
+        time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
+    let nanos = i128::from(millis) * 1_000_000;
+    time::OffsetDateTime::from_unix_timestamp_nanos(nanos)
+        .ok()
+        .and_then(|t| t.format(&format).ok())
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_render_as_rfc3339_utc() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(rfc3339(1_700_000_000_100), "2023-11-14T22:13:20.100Z");
+        assert_eq!(rfc3339(1_700_000_000_123), "2023-11-14T22:13:20.123Z");
+    }
+}

@@ -1,0 +1,614 @@
+//! Tasks: the JSON shapes, their validation, and the queries (each scoped to one user).
+
+mod postgres;
+mod sqlite;
+
+use serde::{Deserialize, Deserializer, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::{
+    db::{Db, now_millis, rfc3339},
+    error::{ApiError, ApiResult},
+};
+
+/// Longest title, in characters (after trimming).
+pub const MAX_TITLE_CHARS: usize = 200;
+/// Longest description, in characters.
+pub const MAX_DESCRIPTION_CHARS: usize = 4000;
+/// Most tags on one task.
+pub const MAX_TAGS: usize = 10;
+/// Longest tag, in characters.
+pub const MAX_TAG_CHARS: usize = 32;
+/// Page size when `limit` is not given.
+pub const DEFAULT_LIMIT: u32 = 20;
+/// Largest page size.
+pub const MAX_LIMIT: u32 = 100;
+
+/// How urgent a task is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Priority {
+    /// Can wait.
+    Low,
+    /// The default.
+    #[default]
+    Medium,
+    /// Do first.
+    High,
+}
+
+impl Priority {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Self::Low => "low",
+            Self::Medium => "medium",
+            Self::High => "high",
+        }
+    }
+
+    fn parse_stored(value: &str) -> anyhow::Result<Self> {
+        match value {
+            "low" => Ok(Self::Low),
+            "medium" => Ok(Self::Medium),
+            "high" => Ok(Self::High),
+            other => anyhow::bail!("stored priority {other:?} is not low, medium or high"),
+        }
+    }
+}
+
+/// A task as the API shows it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Task {
+    /// Numeric id.
+    pub id: i64,
+    /// Short title.
+    pub title: String,
+    /// Longer notes.
+    pub description: Option<String>,
+    /// Whether it is done.
+    pub completed: bool,
+    /// How urgent it is.
+    pub priority: Priority,
+    /// When it is due, `YYYY-MM-DD`.
+    pub due_date: Option<String>,
+    /// Labels, in the order given.
+    pub tags: Vec<String>,
+    /// When it was created (RFC 3339, UTC).
+    pub created_at: String,
+    /// When it last changed (RFC 3339, UTC).
+    pub updated_at: String,
+}
+
+/// The body of `POST /tasks`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewTask {
+    /// 1 to 200 characters after trimming.
+    pub title: String,
+    /// Up to 4000 characters.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// `low`, `medium` (default) or `high`.
+    #[serde(default)]
+    pub priority: Option<Priority>,
+    /// An ISO date, `YYYY-MM-DD`.
+    #[serde(default)]
+    pub due_date: Option<String>,
+    /// Up to 10 tags of 1 to 32 characters.
+    #[serde(default)]
+    pub tags: Option<Vec<String>>,
+}
+
+/// The body of `PATCH /tasks/{id}`: any subset of the fields. `description` and `due_date`
+/// accept `null` to clear them.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TaskPatch {
+    /// New title.
+    #[serde(default)]
+    pub title: Option<String>,
+    /// New description; `null` clears it.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    pub description: Option<Option<String>>,
+    /// New priority.
+    #[serde(default)]
+    pub priority: Option<Priority>,
+    /// New due date; `null` clears it.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    pub due_date: Option<Option<String>>,
+    /// New tags (replace the old ones).
+    #[serde(default)]
+    pub tags: Option<Vec<String>>,
+    /// Done or not.
+    #[serde(default)]
+    pub completed: Option<bool>,
+}
+
+/// Tells "absent" (outer `None`, from `default`) from "null" (`Some(None)`).
+fn present<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(deserializer).map(Some)
+}
+
+/// Which tasks to list, by completion.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum StatusFilter {
+    /// Every task.
+    #[default]
+    All,
+    /// Not done yet.
+    Pending,
+    /// Done.
+    Completed,
+}
+
+/// Sort key of the list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum SortKey {
+    /// Creation time (the default).
+    #[default]
+    Created,
+    /// Last change.
+    Updated,
+    /// Due date; tasks without one come last.
+    Due,
+    /// Priority.
+    Priority,
+    /// Title, case-insensitively.
+    Title,
+}
+
+/// Sort direction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum SortOrder {
+    /// Smallest first.
+    Asc,
+    /// Largest first (the default: newest first).
+    #[default]
+    Desc,
+}
+
+/// Query parameters of `GET /tasks`.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ListQuery {
+    /// `all` (default), `pending` or `completed`.
+    pub status: Option<StatusFilter>,
+    /// Text to find in the title or description (case-insensitive).
+    pub q: Option<String>,
+    /// Only this priority.
+    pub priority: Option<Priority>,
+    /// Only tasks with this tag.
+    pub tag: Option<String>,
+    /// `created` (default), `updated`, `due`, `priority` or `title`.
+    pub sort: Option<SortKey>,
+    /// `asc` or `desc` (default).
+    pub order: Option<SortOrder>,
+    /// Page size, 1 to 100 (default 20).
+    pub limit: Option<u32>,
+    /// Tasks to skip (default 0).
+    pub offset: Option<u32>,
+}
+
+/// One page of tasks and how many match in all.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TaskPage {
+    /// The tasks on this page.
+    pub items: Vec<Task>,
+    /// How many tasks match the filters, over all pages.
+    pub total: i64,
+}
+
+fn check_title(raw: &str) -> ApiResult<String> {
+    let title = raw.trim();
+    let chars = title.chars().count();
+    if chars == 0 || chars > MAX_TITLE_CHARS {
+        return Err(ApiError::validation(format!(
+            "title must be 1 to {MAX_TITLE_CHARS} characters long"
+        )));
+    }
+    if title.chars().any(char::is_control) {
+        return Err(ApiError::validation(
+            "title must be a single line without control characters",
+        ));
+    }
+    Ok(title.to_owned())
+}
+
+fn check_description(raw: Option<String>) -> ApiResult<Option<String>> {
+    let Some(description) = raw.map(|d| d.trim_end().to_owned()).filter(|d| !d.trim().is_empty()) else {
+        return Ok(None);
+    };
+    if description.chars().count() > MAX_DESCRIPTION_CHARS {
+        return Err(ApiError::validation(format!(
+            "description must be at most {MAX_DESCRIPTION_CHARS} characters long"
+        )));
+    }
+    Ok(Some(description))
+}
+
+fn check_due_date(raw: Option<String>) -> ApiResult<Option<String>> {
+    let Some(raw) = raw else { return Ok(None) };
+    let format = time::macros::format_description!("[year]-[month]-[day]");
+    let date = time::Date::parse(raw.trim(), &format)
+        .map_err(|_| ApiError::validation(format!("due_date must be a date like 2030-12-31 (got {raw:?})")))?;
+    date.format(&format)
+        .map(Some)
+        .map_err(|err| ApiError::Internal(err.into()))
+}
+
+fn check_tags(raw: Vec<String>) -> ApiResult<Vec<String>> {
+    let mut tags: Vec<String> = Vec::with_capacity(raw.len());
+    for tag in raw {
+        let tag = check_tag(&tag)?;
+        if !tags.contains(&tag) {
+            tags.push(tag);
+        }
+    }
+    if tags.len() > MAX_TAGS {
+        return Err(ApiError::validation(format!("a task can have at most {MAX_TAGS} tags")));
+    }
+    Ok(tags)
+}
+
+fn check_tag(raw: &str) -> ApiResult<String> {
+    let tag = raw.trim();
+    let chars = tag.chars().count();
+    if chars == 0 || chars > MAX_TAG_CHARS {
+        return Err(ApiError::validation(format!(
+            "each tag must be 1 to {MAX_TAG_CHARS} characters long"
+        )));
+    }
+    if tag.chars().any(|c| c.is_control() || c == ',') {
+        return Err(ApiError::validation(
+            "tags must not contain commas or control characters",
+        ));
+    }
+    Ok(tag.to_owned())
+}
+
+/// A value bound to a placeholder of a query assembled at run time.
+#[derive(Debug, Clone)]
+pub(crate) enum Bind {
+    Int(i64),
+    Text(String),
+}
+
+/// How an engine numbers placeholders: SQLite `?1`, PostgreSQL `$1`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Placeholders {
+    Sqlite,
+    Postgres,
+}
+
+/// SQL text assembled from fixed fragments of this module and numbered placeholders; every value
+/// travels as a bound parameter.
+#[derive(Debug, Clone)]
+pub(crate) struct Sql {
+    pub(crate) text: String,
+    pub(crate) binds: Vec<Bind>,
+    placeholders: Placeholders,
+}
+
+impl Sql {
+    fn new(placeholders: Placeholders) -> Self {
+        Self {
+            text: String::with_capacity(512),
+            binds: Vec::new(),
+            placeholders,
+        }
+    }
+
+    fn push(&mut self, sql: &str) -> &mut Self {
+        self.text.push_str(sql);
+        self
+    }
+
+    fn bind(&mut self, value: Bind) -> &mut Self {
+        self.binds.push(value);
+        let sigil = match self.placeholders {
+            Placeholders::Sqlite => '?',
+            Placeholders::Postgres => '$',
+        };
+        self.text.push(sigil);
+        self.text.push_str(&self.binds.len().to_string());
+        self
+    }
+}
+
+/// The columns of a [`TaskRow`] before its tags, as a literal so queries stay `&'static str`.
+macro_rules! task_columns {
+    () => {
+        "id, title, description, priority, due_date, completed_at, created_at, updated_at"
+    };
+}
+pub(crate) use task_columns;
+
+/// A stored task with its tags.
+pub(crate) struct TaskRow {
+    pub(crate) id: i64,
+    pub(crate) title: String,
+    pub(crate) description: Option<String>,
+    pub(crate) priority: String,
+    pub(crate) due_date: Option<String>,
+    pub(crate) completed_at: Option<i64>,
+    pub(crate) created_at: i64,
+    pub(crate) updated_at: i64,
+    pub(crate) tags: Vec<String>,
+}
+
+impl TaskRow {
+    pub(crate) fn into_task(self) -> ApiResult<Task> {
+        Ok(Task {
+            id: self.id,
+            title: self.title,
+            description: self.description,
+            completed: self.completed_at.is_some(),
+            priority: Priority::parse_stored(&self.priority)?,
+            due_date: self.due_date,
+            tags: self.tags,
+            created_at: rfc3339(self.created_at),
+            updated_at: rfc3339(self.updated_at),
+        })
+    }
+}
+
+/// A new task, checked and normalised.
+pub(crate) struct ValidTask {
+    pub(crate) title: String,
+    pub(crate) description: Option<String>,
+    pub(crate) priority: Priority,
+    pub(crate) due_date: Option<String>,
+    pub(crate) tags: Vec<String>,
+    pub(crate) now: i64,
+}
+
+/// Validates and stores a new task for this user.
+pub async fn create(db: &Db, user_id: i64, new: NewTask) -> ApiResult<Task> {
+    let new = ValidTask {
+        title: check_title(&new.title)?,
+        description: check_description(new.description)?,
+        due_date: check_due_date(new.due_date)?,
+        tags: check_tags(new.tags.unwrap_or_default())?,
+        priority: new.priority.unwrap_or_default(),
+        now: now_millis(),
+    };
+    match db {
+        Db::Sqlite(db) => sqlite::create(db, user_id, new).await,
+        Db::Postgres(db) => postgres::create(db, user_id, new).await,
+    }
+}
+
+pub(crate) fn not_found(id: i64) -> ApiError {
+    ApiError::NotFound(format!("task {id} does not exist"))
+}
+
+/// One of this user's tasks; someone else's is "not found", never "forbidden".
+pub async fn get(db: &Db, user_id: i64, id: i64) -> ApiResult<Task> {
+    match db {
+        Db::Sqlite(db) => sqlite::get(db, user_id, id),
+        Db::Postgres(db) => postgres::get(db, user_id, id).await,
+    }
+}
+
+/// A checked partial update: the `UPDATE ... RETURNING` statement and the new tags, if any.
+pub(crate) struct ValidPatch {
+    pub(crate) update: Sql,
+    pub(crate) tags: Option<Vec<String>>,
+}
+
+/// Applies a partial update in one statement (no lost updates between concurrent PATCHes).
+pub async fn update(db: &Db, user_id: i64, id: i64, patch: TaskPatch) -> ApiResult<Task> {
+    let placeholders = match db {
+        Db::Sqlite(_) => Placeholders::Sqlite,
+        Db::Postgres(_) => Placeholders::Postgres,
+    };
+    let now = now_millis();
+    let mut sql = Sql::new(placeholders);
+    sql.push("UPDATE tasks SET updated_at = ").bind(Bind::Int(now));
+    if let Some(title) = &patch.title {
+        sql.push(", title = ").bind(Bind::Text(check_title(title)?));
+    }
+    if let Some(description) = patch.description {
+        match check_description(description)? {
+            Some(text) => sql.push(", description = ").bind(Bind::Text(text)),
+            None => sql.push(", description = NULL"),
+        };
+    }
+    if let Some(priority) = patch.priority {
+        sql.push(", priority = ")
+            .bind(Bind::Text(priority.as_str().to_owned()));
+    }
+    if let Some(due_date) = patch.due_date {
+        match check_due_date(due_date)? {
+            Some(date) => sql.push(", due_date = ").bind(Bind::Text(date)),
+            None => sql.push(", due_date = NULL"),
+        };
+    }
+    match patch.completed {
+        // Keep the first completion time when a done task is marked done again.
+        Some(true) => sql
+            .push(", completed_at = COALESCE(completed_at, ")
+            .bind(Bind::Int(now))
+            .push(")"),
+        Some(false) => sql.push(", completed_at = NULL"),
+        None => &mut sql,
+    };
+    let tags = patch.tags.map(check_tags).transpose()?;
+    sql.push(" WHERE id = ").bind(Bind::Int(id));
+    sql.push(" AND user_id = ").bind(Bind::Int(user_id));
+    sql.push(concat!(" RETURNING ", task_columns!()));
+    let patch = ValidPatch { update: sql, tags };
+    match db {
+        Db::Sqlite(db) => sqlite::update(db, id, patch).await,
+        Db::Postgres(db) => postgres::update(db, id, patch).await,
+    }
+}
+
+/// Deletes one of this user's tasks (and its tags).
+pub async fn delete(db: &Db, user_id: i64, id: i64) -> ApiResult<()> {
+    match db {
+        Db::Sqlite(db) => sqlite::delete(db, user_id, id).await,
+        Db::Postgres(db) => postgres::delete(db, user_id, id).await,
+    }
+}
+
+/// The statements behind one list page: the page itself (each row with the count of all
+/// matches and its tags), and the count alone for when the page is empty.
+pub(crate) struct ListSql {
+    pub(crate) page: Sql,
+    pub(crate) count: Sql,
+    pub(crate) offset: u32,
+}
+
+/// A filtered, sorted page of this user's tasks and the total number that match, in one query:
+/// the total is a window count over the matches, and the tags are aggregated per task of the
+/// page only.
+pub async fn list(db: &Db, user_id: i64, query: ListQuery) -> ApiResult<TaskPage> {
+    let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
+    if !(1..=MAX_LIMIT).contains(&limit) {
+        return Err(ApiError::Unprocessable {
+            code: "invalid_query",
+            message: format!("limit must be between 1 and {MAX_LIMIT}"),
+        });
+    }
+    match db {
+        Db::Sqlite(db) => sqlite::list(db, &list_sql(Placeholders::Sqlite, user_id, limit, &query)),
+        Db::Postgres(db) => postgres::list(db, &list_sql(Placeholders::Postgres, user_id, limit, &query)).await,
+    }
+}
+
+/// The tags of the task whose id is `task`, aggregated in position order, in each engine's SQL:
+/// a comma-joined text on SQLite (tags cannot contain commas), an array on PostgreSQL.
+pub(crate) fn tags_of(placeholders: Placeholders, task: &str) -> String {
+    match placeholders {
+        Placeholders::Sqlite => {
+            format!("(SELECT group_concat(tag, ',' ORDER BY position) FROM task_tags WHERE task_id = {task})")
+        }
+        Placeholders::Postgres => format!(
+            "COALESCE((SELECT array_agg(tag ORDER BY position) FROM task_tags WHERE task_id = {task}), '{{}}')"
+        ),
+    }
+}
+
+fn list_sql(placeholders: Placeholders, user_id: i64, limit: u32, query: &ListQuery) -> ListSql {
+    let offset = query.offset.unwrap_or(0);
+    let mut filter = Sql::new(placeholders);
+    filter.push(" FROM tasks WHERE user_id = ").bind(Bind::Int(user_id));
+    match query.status.unwrap_or_default() {
+        StatusFilter::All => {}
+        StatusFilter::Pending => {
+            filter.push(" AND completed_at IS NULL");
+        }
+        StatusFilter::Completed => {
+            filter.push(" AND completed_at IS NOT NULL");
+        }
+    }
+    if let Some(text) = query.q.as_deref().map(str::trim).filter(|q| !q.is_empty()) {
+        let pattern = format!("%{}%", escape_like(&text.to_lowercase()));
+        filter
+            .push(" AND (LOWER(title) LIKE ")
+            .bind(Bind::Text(pattern.clone()))
+            .push(" ESCAPE '\\'");
+        filter
+            .push(" OR LOWER(COALESCE(description, '')) LIKE ")
+            .bind(Bind::Text(pattern))
+            .push(" ESCAPE '\\')");
+    }
+    if let Some(priority) = query.priority {
+        filter
+            .push(" AND priority = ")
+            .bind(Bind::Text(priority.as_str().to_owned()));
+    }
+    if let Some(tag) = query.tag.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
+        filter
+            .push(" AND EXISTS (SELECT 1 FROM task_tags WHERE task_tags.task_id = tasks.id AND task_tags.tag = ")
+            .bind(Bind::Text(tag.to_owned()))
+            .push(")");
+    }
+
+    let mut count = filter.clone();
+    count.text.insert_str(0, "SELECT COUNT(*)");
+
+    let direction = match query.order.unwrap_or_default() {
+        SortOrder::Asc => "ASC",
+        SortOrder::Desc => "DESC",
+    };
+    let key = match query.sort.unwrap_or_default() {
+        SortKey::Created => "created_at".to_owned(),
+        SortKey::Updated => "updated_at".to_owned(),
+        // Tasks without a due date come last in either direction.
+        SortKey::Due => format!("(CASE WHEN due_date IS NULL THEN 1 ELSE 0 END) ASC, due_date {direction}, id"),
+        SortKey::Priority => "(CASE priority WHEN 'high' THEN 3 WHEN 'medium' THEN 2 ELSE 1 END)".to_owned(),
+        SortKey::Title => "LOWER(title)".to_owned(),
+    };
+    let order = format!(" ORDER BY {key} {direction}, id {direction}");
+    let mut page = filter;
+    page.text.insert_str(
+        0,
+        concat!("WITH page AS (SELECT ", task_columns!(), ", COUNT(*) OVER () AS total"),
+    );
+    page.push(&order).push(" LIMIT ").bind(Bind::Int(i64::from(limit)));
+    page.push(" OFFSET ").bind(Bind::Int(i64::from(offset)));
+    page.push(concat!(") SELECT ", task_columns!(), ", total, "))
+        .push(&tags_of(placeholders, "page.id"))
+        .push(" FROM page")
+        .push(&order);
+    ListSql { page, count, offset }
+}
+
+/// `%`, `_` and `\` match literally in a search.
+fn escape_like(text: &str) -> String {
+    text.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn titles_are_trimmed_and_bounded() {
+        assert_eq!(check_title("  buy milk ").unwrap(), "buy milk");
+        assert!(check_title("   ").is_err());
+        assert!(check_title(&"é".repeat(200)).is_ok());
+        assert!(check_title(&"é".repeat(201)).is_err());
+        assert!(check_title("two\nlines").is_err());
+    }
+
+    #[test]
+    fn due_dates_must_be_real_iso_dates() {
+        assert_eq!(
+            check_due_date(Some("2030-12-31".into())).unwrap().as_deref(),
+            Some("2030-12-31")
+        );
+        for bad in ["2030-02-30", "31/12/2030", "2030-1-1", "tomorrow", ""] {
+            assert!(check_due_date(Some(bad.into())).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn tags_are_trimmed_deduplicated_and_bounded() {
+        assert_eq!(
+            check_tags(vec![" a ".into(), "b".into(), "a".into()]).unwrap(),
+            vec!["a", "b"]
+        );
+        assert!(check_tags(vec!["".into()]).is_err());
+        assert!(check_tags(vec!["x".repeat(33)]).is_err());
+        assert!(check_tags((0..11).map(|i| i.to_string()).collect()).is_err());
+        assert!(check_tags(vec!["a,b".into()]).is_err());
+    }
+
+    #[test]
+    fn like_patterns_are_escaped() {
+        assert_eq!(escape_like(r"50%_off\"), r"50\%\_off\\");
+    }
+}
