@@ -45,7 +45,7 @@ pub struct Config {
     #[arg(long, env = "LISTEN_ADDR", default_value = "127.0.0.1:8000")]
     pub listen_addr: SocketAddr,
 
-    /// Database URL: `sqlite://<file>` (created if missing) or `postgres://user:pass@host/db`.
+    /// Database URL: `sqlite://<file>` (created if missing; `?mode=rw|ro`) or `postgres://user:pass@host/db`.
     #[arg(
         long,
         env = "DATABASE_URL",
@@ -54,7 +54,8 @@ pub struct Config {
     )]
     pub database_url: Secret,
 
-    /// Most database connections kept open.
+    /// PostgreSQL: most connections in the pool. (SQLite has one writing connection and a
+    /// read-only one per thread that reads.)
     #[arg(long, env = "DATABASE_MAX_CONNECTIONS", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub database_max_connections: u32,
 

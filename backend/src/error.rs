@@ -142,5 +142,23 @@ impl From<sqlx::Error> for ApiError {
     }
 }
 
+impl From<rusqlite::Error> for ApiError {
+    /// SQLite trouble that is not a bug (busy, locked, disk full, I/O) is a 503 the client may
+    /// retry; anything else is a 500.
+    fn from(err: rusqlite::Error) -> Self {
+        use rusqlite::ErrorCode::*;
+        match err.sqlite_error_code() {
+            Some(DatabaseBusy | DatabaseLocked | DiskFull | SystemIoFailure | CannotOpen | OutOfMemory) => {
+                tracing::warn!(error = %err, "database unavailable");
+                Self::Unavailable {
+                    code: "database_unavailable",
+                    message: "the database is not available right now; try again shortly".to_owned(),
+                }
+            }
+            _ => Self::Internal(anyhow::Error::new(err).context("database query failed")),
+        }
+    }
+}
+
 /// The result type of handlers.
 pub type ApiResult<T> = Result<T, ApiError>;

@@ -1,7 +1,8 @@
 //! Users: validation of sign-up input and the queries behind it.
 
+use rusqlite::OptionalExtension;
 use serde::Serialize;
-use sqlx::{FromRow, Row};
+use sqlx::{Row, postgres::PgRow};
 use utoipa::ToSchema;
 
 use crate::{
@@ -17,7 +18,7 @@ pub const MAX_PASSWORD_BYTES: usize = 1024;
 pub const MAX_NAME_CHARS: usize = 100;
 
 /// A user as the API shows it.
-#[derive(Debug, Clone, Serialize, FromRow, ToSchema)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct User {
     /// Numeric id.
     pub id: i64,
@@ -83,44 +84,99 @@ pub fn normalize_name(raw: Option<String>) -> ApiResult<Option<String>> {
 
 /// Stores a new user; an email already in use is a 409 `email_taken`.
 pub async fn create(db: &Db, email: &str, name: Option<&str>, password_hash: &str) -> ApiResult<User> {
-    let _turn = db.write_turn().await;
-    let result = sqlx::query_as::<_, User>(
-        "INSERT INTO users (email, name, password_hash, created_at) VALUES ($1, $2, $3, $4) RETURNING id, email, name",
-    )
-    .bind(email)
-    .bind(name)
-    .bind(password_hash)
-    .bind(now_millis())
-    .fetch_one(db.pool())
-    .await;
-    match result {
-        Ok(user) => Ok(user),
-        Err(err) if err.as_database_error().is_some_and(|e| e.is_unique_violation()) => Err(ApiError::Conflict {
-            code: "email_taken",
-            message: "an account with this email already exists".to_owned(),
-        }),
-        Err(err) => Err(err.into()),
+    let taken = || ApiError::Conflict {
+        code: "email_taken",
+        message: "an account with this email already exists".to_owned(),
+    };
+    let now = now_millis();
+    match db {
+        Db::Sqlite(db) => {
+            let (email, name, hash) = (email.to_owned(), name.map(str::to_owned), password_hash.to_owned());
+            db.write(move |conn| {
+                let mut insert = conn.prepare_cached(
+                    "INSERT INTO users (email, name, password_hash, created_at) VALUES (?1, ?2, ?3, ?4) \
+                     RETURNING id, email, name",
+                )?;
+                match insert.query_row(rusqlite::params![email, name, hash, now], sqlite_user) {
+                    Err(err) if err.sqlite_error_code() == Some(rusqlite::ErrorCode::ConstraintViolation) => {
+                        Err(taken())
+                    }
+                    other => Ok(other?),
+                }
+            })
+            .await
+        }
+        Db::Postgres(db) => {
+            let result = sqlx::query(
+                "INSERT INTO users (email, name, password_hash, created_at) VALUES ($1, $2, $3, $4) \
+                 RETURNING id, email, name",
+            )
+            .bind(email)
+            .bind(name)
+            .bind(password_hash)
+            .bind(now)
+            .fetch_one(db.pool())
+            .await;
+            match result {
+                Err(err) if err.as_database_error().is_some_and(|e| e.is_unique_violation()) => Err(taken()),
+                other => Ok(pg_user(&other?)?),
+            }
+        }
     }
+}
+
+fn pg_user(row: &PgRow) -> sqlx::Result<User> {
+    Ok(User {
+        id: row.try_get(0)?,
+        email: row.try_get(1)?,
+        name: row.try_get(2)?,
+    })
+}
+
+fn sqlite_user(row: &rusqlite::Row<'_>) -> rusqlite::Result<User> {
+    Ok(User {
+        id: row.get(0)?,
+        email: row.get(1)?,
+        name: row.get(2)?,
+    })
 }
 
 /// The user with this email and their password hash.
 pub async fn find_by_email(db: &Db, email: &str) -> ApiResult<Option<(User, String)>> {
-    let row = sqlx::query("SELECT id, email, name, password_hash FROM users WHERE email = $1")
-        .bind(email)
-        .fetch_optional(db.pool())
-        .await?;
-    row.map(|row| Ok((User::from_row(&row)?, row.try_get("password_hash")?)))
-        .transpose()
+    match db {
+        Db::Sqlite(db) => db.read(|conn| {
+            let mut select =
+                conn.prepare_cached("SELECT id, email, name, password_hash FROM users WHERE email = ?1")?;
+            let found = select
+                .query_row([email], |row| Ok((sqlite_user(row)?, row.get(3)?)))
+                .optional()?;
+            Ok(found)
+        }),
+        Db::Postgres(db) => {
+            let row = sqlx::query("SELECT id, email, name, password_hash FROM users WHERE email = $1")
+                .bind(email)
+                .fetch_optional(db.pool())
+                .await?;
+            row.map(|row| Ok((pg_user(&row)?, row.try_get(3)?))).transpose()
+        }
+    }
 }
 
 /// The user with this id.
 pub async fn find_by_id(db: &Db, id: i64) -> ApiResult<Option<User>> {
-    Ok(
-        sqlx::query_as::<_, User>("SELECT id, email, name FROM users WHERE id = $1")
-            .bind(id)
-            .fetch_optional(db.pool())
-            .await?,
-    )
+    match db {
+        Db::Sqlite(db) => db.read(|conn| {
+            let mut select = conn.prepare_cached("SELECT id, email, name FROM users WHERE id = ?1")?;
+            Ok(select.query_row([id], sqlite_user).optional()?)
+        }),
+        Db::Postgres(db) => {
+            let row = sqlx::query("SELECT id, email, name FROM users WHERE id = $1")
+                .bind(id)
+                .fetch_optional(db.pool())
+                .await?;
+            Ok(row.as_ref().map(pg_user).transpose()?)
+        }
+    }
 }
 
 #[cfg(test)]

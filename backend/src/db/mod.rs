@@ -41,9 +41,11 @@ impl Db {
     pub fn connect_lazy(url: &str, max_connections: u32, statement_timeout: Duration) -> anyhow::Result<Self> {
         Ok(match DatabaseKind::of(url)? {
             DatabaseKind::Sqlite => Self::Sqlite(Arc::new(sqlite::Sqlite::new(url)?)),
-            DatabaseKind::Postgres => {
-                Self::Postgres(postgres::Postgres::connect_lazy(url, max_connections, statement_timeout)?)
-            }
+            DatabaseKind::Postgres => Self::Postgres(postgres::Postgres::connect_lazy(
+                url,
+                max_connections,
+                statement_timeout,
+            )?),
         })
     }
 
@@ -113,15 +115,51 @@ pub fn now_millis() -> i64 {
 }
 
 /// A stored timestamp as RFC 3339 UTC with exactly three fractional digits, as the API shows it
-/// (a fixed width keeps timestamps sortable as plain strings).
+/// (a fixed width keeps timestamps sortable as plain strings). Written by hand, not through a
+/// format description: a list page shows forty of them, and this is about ten times faster.
 pub fn rfc3339(millis: i64) -> String {
-    let format =
-        time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
-    let nanos = i128::from(millis) * 1_000_000;
-    time::OffsetDateTime::from_unix_timestamp_nanos(nanos)
-        .ok()
-        .and_then(|t| t.format(&format).ok())
-        .unwrap_or_default()
+    let days = millis.div_euclid(86_400_000);
+    let in_day = millis.rem_euclid(86_400_000);
+    let (year, month, day) = civil_from_days(days);
+    if !(0..=9999).contains(&year) {
+        return String::new();
+    }
+    let (hour, minute) = (in_day / 3_600_000, in_day / 60_000 % 60);
+    let (second, milli) = (in_day / 1000 % 60, in_day % 1000);
+    let mut out = String::with_capacity(24);
+    for (value, width, suffix) in [
+        (year, 4, '-'),
+        (month, 2, '-'),
+        (day, 2, 'T'),
+        (hour, 2, ':'),
+        (minute, 2, ':'),
+        (second, 2, '.'),
+        (milli, 3, 'Z'),
+    ] {
+        let mut divisor = 10_i64.pow(width - 1);
+        while divisor > 0 {
+            // A digit 0..=9, so the cast cannot truncate.
+            out.push(char::from(b'0' + (value / divisor % 10) as u8));
+            divisor /= 10;
+        }
+        out.push(suffix);
+    }
+    out
+}
+
+/// The proleptic Gregorian (year, month, day) of a count of days since 1970-01-01 (Howard
+/// Hinnant's `civil_from_days`).
+fn civil_from_days(days: i64) -> (i64, i64, i64) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
 }
 
 #[cfg(test)]
@@ -133,5 +171,22 @@ mod tests {
         assert_eq!(rfc3339(0), "1970-01-01T00:00:00.000Z");
         assert_eq!(rfc3339(1_700_000_000_100), "2023-11-14T22:13:20.100Z");
         assert_eq!(rfc3339(1_700_000_000_123), "2023-11-14T22:13:20.123Z");
+    }
+
+    #[test]
+    fn timestamps_match_the_time_crate_across_the_calendar() {
+        let format =
+            time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
+        // Every 7 hours 13 minutes 17.123 seconds from 1900 to 2200: leap years, month ends,
+        // century rules and negative timestamps included.
+        let mut millis = -2_208_988_800_000_i64;
+        while millis < 7_258_118_400_000 {
+            let expected = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(millis) * 1_000_000)
+                .unwrap()
+                .format(&format)
+                .unwrap();
+            assert_eq!(rfc3339(millis), expected, "{millis}");
+            millis += 25_997_123;
+        }
     }
 }

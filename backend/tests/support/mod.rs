@@ -91,6 +91,8 @@ pub struct TestApp {
     pub base: String,
     pub client: reqwest::Client,
     pub engine: Engine,
+    /// The server's database handle (tests hold SQLite's writer and read its batch counts).
+    pub db: backend::db::Db,
     server: tokio::task::JoinHandle<anyhow::Result<()>>,
     _db: TestDb,
 }
@@ -110,18 +112,20 @@ impl TestApp {
 
     /// Like [`TestApp::spawn`], with changed settings.
     pub async fn spawn_with(engine: Engine, change: impl FnOnce(&mut Config)) -> Self {
-        let (db, url) = TestDb::create(engine).await;
+        let (test_db, url) = TestDb::create(engine).await;
         let mut config = test_config(&url);
         change(&mut config);
         let app = Application::build(config).await.expect("the server builds");
         let base = format!("http://{}", app.local_addr());
+        let db = app.state().db.clone();
         let server = tokio::spawn(app.run_until_stopped(std::future::pending()));
         let test_app = Self {
             base,
             client: reqwest::Client::new(),
             engine,
+            db,
             server,
-            _db: db,
+            _db: test_db,
         };
         test_app.wait_ready().await;
         test_app

@@ -1,0 +1,168 @@
+//! The task queries on SQLite: reads on the read pool, writes through the group-committing
+//! writer (see [`crate::db::sqlite`]). Statements are prepared once per connection and cached.
+
+use rusqlite::{Connection, Row, ToSql, params, params_from_iter, types::ToSqlOutput};
+
+use super::{
+    Bind, ListSql, Placeholders, Task, TaskPage, TaskRow, ValidPatch, ValidTask, not_found, tags_of, task_columns,
+};
+use crate::{db::sqlite::Sqlite, error::ApiResult};
+
+impl ToSql for Bind {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        match self {
+            Self::Int(value) => value.to_sql(),
+            Self::Text(value) => value.to_sql(),
+        }
+    }
+}
+
+/// The task in the first eight columns of `row`, with the comma-joined tags of column `tags`.
+fn task_row(row: &Row<'_>, tags: usize) -> rusqlite::Result<TaskRow> {
+    Ok(TaskRow {
+        id: row.get(0)?,
+        title: row.get(1)?,
+        description: row.get(2)?,
+        priority: row.get(3)?,
+        due_date: row.get(4)?,
+        completed_at: row.get(5)?,
+        created_at: row.get(6)?,
+        updated_at: row.get(7)?,
+        tags: split_tags(row.get_ref(tags)?.as_str_or_null()?),
+    })
+}
+
+fn split_tags(joined: Option<&str>) -> Vec<String> {
+    joined.map_or_else(Vec::new, |joined| joined.split(',').map(str::to_owned).collect())
+}
+
+fn insert_tags(conn: &Connection, task_id: i64, tags: &[String]) -> rusqlite::Result<()> {
+    let mut insert = conn.prepare_cached("INSERT INTO task_tags (task_id, position, tag) VALUES (?1, ?2, ?3)")?;
+    for (position, tag) in (0_i64..).zip(tags) {
+        insert.execute(params![task_id, position, tag])?;
+    }
+    Ok(())
+}
+
+fn stored_tags(conn: &Connection, task_id: i64) -> rusqlite::Result<Vec<String>> {
+    let mut select = conn.prepare_cached("SELECT tag FROM task_tags WHERE task_id = ?1 ORDER BY position")?;
+    let tags = select.query_map([task_id], |row| row.get(0))?;
+    tags.collect()
+}
+
+pub(super) async fn create(db: &Sqlite, user_id: i64, new: ValidTask) -> ApiResult<Task> {
+    let row = db
+        .write(move |conn| {
+            let mut insert = conn.prepare_cached(concat!(
+                "INSERT INTO tasks (user_id, title, description, priority, due_date, created_at, updated_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6) RETURNING ",
+                task_columns!(),
+                ", NULL"
+            ))?;
+            let mut row = insert.query_row(
+                params![
+                    user_id,
+                    new.title,
+                    new.description,
+                    new.priority.as_str(),
+                    new.due_date,
+                    new.now
+                ],
+                |row| task_row(row, 8),
+            )?;
+            insert_tags(conn, row.id, &new.tags)?;
+            row.tags = new.tags;
+            Ok(row)
+        })
+        .await?;
+    row.into_task()
+}
+
+pub(super) fn get(db: &Sqlite, user_id: i64, id: i64) -> ApiResult<Task> {
+    let row = db.read(|conn| {
+        let sql = format!(
+            concat!(
+                "SELECT ",
+                task_columns!(),
+                ", {} FROM tasks WHERE id = ?1 AND user_id = ?2"
+            ),
+            tags_of(Placeholders::Sqlite, "tasks.id")
+        );
+        let mut select = conn.prepare_cached(&sql)?;
+        let mut rows = select.query(params![id, user_id])?;
+        match rows.next()? {
+            Some(row) => Ok(task_row(row, 8)?),
+            None => Err(not_found(id)),
+        }
+    })?;
+    row.into_task()
+}
+
+pub(super) async fn update(db: &Sqlite, id: i64, patch: ValidPatch) -> ApiResult<Task> {
+    let row = db
+        .write(move |conn| {
+            let mut update = conn.prepare_cached(&format!("{}, NULL", patch.update.text))?;
+            let mut rows = update.query(params_from_iter(&patch.update.binds))?;
+            let mut row = match rows.next()? {
+                Some(row) => task_row(row, 8)?,
+                None => return Err(not_found(id)),
+            };
+            drop(rows);
+            row.tags = match patch.tags {
+                Some(tags) => {
+                    conn.prepare_cached("DELETE FROM task_tags WHERE task_id = ?1")?
+                        .execute([id])?;
+                    insert_tags(conn, id, &tags)?;
+                    tags
+                }
+                None => stored_tags(conn, id)?,
+            };
+            Ok(row)
+        })
+        .await?;
+    row.into_task()
+}
+
+pub(super) async fn delete(db: &Sqlite, user_id: i64, id: i64) -> ApiResult<()> {
+    db.write(move |conn| {
+        // Tags go explicitly, so deleting does not depend on the foreign-key setting.
+        conn.prepare_cached(
+            "DELETE FROM task_tags WHERE task_id IN (SELECT id FROM tasks WHERE id = ?1 AND user_id = ?2)",
+        )?
+        .execute([id, user_id])?;
+        let deleted = conn
+            .prepare_cached("DELETE FROM tasks WHERE id = ?1 AND user_id = ?2")?
+            .execute([id, user_id])?;
+        if deleted == 0 {
+            return Err(not_found(id));
+        }
+        Ok(())
+    })
+    .await
+}
+
+pub(super) fn list(db: &Sqlite, sql: &ListSql) -> ApiResult<TaskPage> {
+    let (rows, total) = db.read(|conn| {
+        let mut select = conn.prepare_cached(&sql.page.text)?;
+        let mut rows = select.query(params_from_iter(&sql.page.binds))?;
+        let mut page = Vec::new();
+        let mut total = 0;
+        while let Some(row) = rows.next()? {
+            total = row.get(8)?;
+            page.push(task_row(row, 9)?);
+        }
+        drop(rows);
+        if page.is_empty() && sql.offset > 0 {
+            // Past the last page: no row carries the total, so count alone.
+            total = conn
+                .prepare_cached(&sql.count.text)?
+                .query_row(params_from_iter(&sql.count.binds), |row| row.get(0))?;
+        }
+        Ok((page, total))
+    })?;
+    let items = rows
+        .into_iter()
+        .map(TaskRow::into_task)
+        .collect::<ApiResult<Vec<_>>>()?;
+    Ok(TaskPage { items, total })
+}
