@@ -32,21 +32,26 @@ use serde::Serialize;
 use xshell::{Cmd, Shell};
 
 use crate::{
-    background::Background,
     build_images::BuildImages,
-    cluster,
     diagnostics::{self, Evidence},
-    engine::Engine,
+    exec::{
+        background::Background,
+        probe::{self, PROBE_TIMEOUT},
+        runner::Runner,
+    },
     images::{BuildRecord, ImageRecord, Service},
-    node_images::{self, Loader},
-    port_forward::Forwards,
-    probe::{self, PROBE_TIMEOUT},
+    k8s::{
+        context,
+        node_images::{self, Loader},
+        port_forward::Forwards,
+        release::{self, Access, CHART_DIR, DEV_VALUES, Release, ReleaseArgs, ReleaseState, WRITE_TIMEOUT},
+        secret::{self, SECRET_NAME},
+    },
     progress::{human, step},
-    release::{self, Access, CHART_DIR, DEV_VALUES, Helm, Release, ReleaseArgs, ReleaseState, WRITE_TIMEOUT},
+    redact::{self, Redactor},
     rollout::{self, Cause, Pod, Problem},
-    runner::Runner,
-    secrets::{self, Redactor, SECRET_NAME},
     smoke, timestamps,
+    tools::{engine::Engine, helm::Helm},
 };
 
 /// How often the pods are looked at while Helm waits.
@@ -208,9 +213,8 @@ impl Deploy {
         reached: &mut Option<Reached>,
     ) -> anyhow::Result<()> {
         let runner = Runner::new(self.dry_run);
-        let root = sh.current_dir();
         check_sets(&self.set)?;
-        let values = self.values_files(&root)?;
+        let values = self.values_files()?;
 
         // 1. Preflight.
         let (release, helm) = step("preflight: kube context and Helm", || {
@@ -235,7 +239,7 @@ impl Deploy {
         });
 
         // 2. Images.
-        let (record, record_path) = self.image_record(sh, &root)?;
+        let (record, record_path) = self.image_record(sh)?;
         let images = [
             image_of(&record, Service::Backend)?,
             image_of(&record, Service::Frontend)?,
@@ -247,9 +251,7 @@ impl Deploy {
                 release.context
             );
         }
-        let archive_dir = record_path
-            .parent()
-            .map_or_else(|| root.join("target/images"), Path::to_path_buf);
+        let archive_dir = record_path.parent().map_or_else(crate::images_dir, Path::to_path_buf);
         let loaded = step("images into the cluster", || {
             load_images(sh, runner, &release, &loader, &record, &images, &archive_dir)
         })?;
@@ -269,7 +271,7 @@ impl Deploy {
             &format!("namespace {} and Secret {SECRET_NAME}", release.namespace),
             || {
                 release.ensure_namespace(sh, runner)?;
-                secrets::ensure_for_deploy(sh, runner, &release, redactor)
+                secret::ensure_for_deploy(sh, runner, &release, redactor)
             },
         )?;
 
@@ -320,7 +322,7 @@ impl Deploy {
             forwards.close();
             Ok(report)
         })?;
-        eprint!("{}", report.render());
+        report.publish(None, true)?;
         let result = match report.failed_step() {
             None => Ok(()),
             Some(failed) => Err(anyhow::anyhow!(
@@ -334,19 +336,14 @@ impl Deploy {
     }
 
     /// The values files: the given ones (relative to where the command was run), else values-dev.
-    fn values_files(&self, root: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    fn values_files(&self) -> anyhow::Result<Vec<PathBuf>> {
         if self.values.is_empty() {
             return Ok(vec![PathBuf::from(DEV_VALUES)]);
         }
-        let cwd = std::env::current_dir().unwrap_or_else(|_| root.to_path_buf());
         self.values
             .iter()
             .map(|file| {
-                let path = if file.is_absolute() {
-                    file.clone()
-                } else {
-                    cwd.join(file)
-                };
+                let path = crate::from_caller(file);
                 if !path.is_file() {
                     bail!("values file {} does not exist", path.display());
                 }
@@ -356,19 +353,14 @@ impl Deploy {
     }
 
     /// The image record: built now, or read from `--images` / the last build.
-    fn image_record(&self, sh: &Shell, root: &Path) -> anyhow::Result<(BuildRecord, PathBuf)> {
+    fn image_record(&self, sh: &Shell) -> anyhow::Result<(BuildRecord, PathBuf)> {
         if let Some(file) = &self.images {
-            let cwd = std::env::current_dir().unwrap_or_else(|_| root.to_path_buf());
-            let path = if file.is_absolute() {
-                file.clone()
-            } else {
-                cwd.join(file)
-            };
+            let path = crate::from_caller(file);
             return Ok((BuildRecord::load_from(&path)?, path));
         }
-        let path = BuildRecord::path(root);
+        let path = BuildRecord::path();
         if self.no_build {
-            return Ok((BuildRecord::load(root)?, path));
+            return Ok((BuildRecord::load()?, path));
         }
         let record = step("build images (reused when unchanged)", || {
             BuildImages {
@@ -632,9 +624,8 @@ impl Deploy {
     ) -> anyhow::Result<String> {
         let root = sh.current_dir();
         let parent = match &self.diagnostics_dir {
-            Some(dir) if dir.is_absolute() => dir.clone(),
-            Some(dir) => std::env::current_dir().unwrap_or_else(|_| root.clone()).join(dir),
-            None => root.join("target/diagnostics"),
+            Some(dir) => crate::from_caller(dir),
+            None => crate::diagnostics_dir(),
         };
         let dir = diagnostics::write_bundle(sh, &reached.release, &reached.helm, redactor, &parent, evidence)?;
         Ok(dir
@@ -672,7 +663,7 @@ fn check_sets(sets: &[String]) -> anyhow::Result<()> {
                  change the pull policy in a values file)"
             );
         }
-        if secrets::is_secret_value_key(key) {
+        if redact::is_secret_value_key(key) {
             bail!(
                 "--set {key}: secret values never go on a command line; put them in the Secret with \
                  `cargo xtask secrets` (see docs/deployment/secrets.md)"
@@ -694,7 +685,7 @@ fn load_images(
     archive_dir: &Path,
 ) -> anyhow::Result<Vec<Service>> {
     let nodes = release.query(sh, &["get", "nodes", "-o", "json"])?;
-    let architectures = cluster::parse_node_architectures(&nodes)?;
+    let architectures = context::parse_node_architectures(&nodes)?;
     if architectures.iter().any(|arch| *arch != record.arch) {
         bail!(
             "the images are built for linux/{} but the cluster's nodes are {}: cargo xtask build-images --arch {}",

@@ -14,11 +14,11 @@ use serde_json::Value;
 use xshell::{Cmd, Shell};
 
 use crate::{
-    probe::{self, PROBE_TIMEOUT},
-    release::{Helm, QUERY_TIMEOUT, Release, WRITE_TIMEOUT},
-    rollout,
-    secrets::{Redactor, redact_secret_keys},
-    timestamps,
+    exec::probe::{self, PROBE_TIMEOUT},
+    k8s::release::{QUERY_TIMEOUT, Release, WRITE_TIMEOUT},
+    redact::{Redactor, redact_secret_keys},
+    rollout, timestamps,
+    tools::helm::Helm,
 };
 
 /// What went into a bundle besides the cluster's own state.

@@ -17,14 +17,23 @@ use serde::Serialize;
 use xshell::{Shell, cmd};
 
 use crate::{
-    cluster::{
-        self, ClusterKind, DEFAULT_MINIKUBE_PROFILE, DockerEngine, HelmSupport, HelmVersion, KubectlVersion,
-        MinikubeProfile, MinikubeState, MinikubeStatus, RECOMMENDED_MINIKUBE_ADDONS, RECOMMENDED_MINIKUBE_CPUS,
-        RECOMMENDED_MINIKUBE_MEMORY_MIB,
+    exec::probe::{self, PROBE_TIMEOUT},
+    k8s::context::{self, ClusterKind},
+    progress,
+    tools::{
+        self,
+        engine::{
+            self, DockerEngine,
+            network::{self, PodmanDns, PodmanSearchDirs},
+        },
+        helm::{self, HelmSupport, HelmVersion},
+        k3d, kind,
+        kubectl::{self, KubectlVersion},
+        minikube::{
+            self, DEFAULT_MINIKUBE_PROFILE, MinikubeProfile, MinikubeState, MinikubeStatus,
+            RECOMMENDED_MINIKUBE_ADDONS, RECOMMENDED_MINIKUBE_CPUS, RECOMMENDED_MINIKUBE_MEMORY_MIB,
+        },
     },
-    container_network::{self, PodmanDns, PodmanSearchDirs},
-    probe::{self, PROBE_TIMEOUT},
-    progress, tools,
 };
 
 /// Below this much free space the disk check warns: images, the Minikube node and cargo's
@@ -336,15 +345,15 @@ pub struct Facts {
 
 /// Runs every read-only query the checks need.
 pub fn gather(sh: &Shell) -> Facts {
-    let docker = Found::query(tools::DOCKER, || cluster::docker_engine(sh));
-    let podman = Found::query(tools::PODMAN, || cluster::podman_version(sh));
+    let docker = Found::query(tools::DOCKER, || engine::docker_engine(sh));
+    let podman = Found::query(tools::PODMAN, || engine::podman_version(sh));
     let docker_usable = matches!(&docker, Found::Present(engine) if engine.daemon.is_ok());
     let podman_dns = (!docker_usable && matches!(podman, Found::Present(_))).then(|| podman_dns(sh));
-    let helm = Found::query(tools::HELM, || cluster::helm_version(sh));
+    let helm = Found::query(tools::HELM, || helm::helm_version(sh));
 
-    let minikube_version = Found::query(tools::MINIKUBE, || cluster::minikube_version(sh));
+    let minikube_version = Found::query(tools::MINIKUBE, || minikube::minikube_version(sh));
     let minikube_profiles = match &minikube_version {
-        Found::Present(_) => Some(cluster::minikube_profiles(sh).map_err(reason)),
+        Found::Present(_) => Some(minikube::minikube_profiles(sh).map_err(reason)),
         _ => None,
     };
     let profile_names: Vec<String> = minikube_profiles
@@ -357,17 +366,17 @@ pub fn gather(sh: &Shell) -> Facts {
     let context = if tools::find(tools::KUBECTL).is_none() {
         KubeContext::NoKubectl
     } else {
-        match cluster::current_context(sh) {
+        match context::current_context(sh) {
             Err(err) => KubeContext::Unreadable(reason(err)),
             Ok(None) => KubeContext::Unset,
             Ok(Some(name)) => KubeContext::Current {
-                server: cluster::current_server(sh).map_err(reason),
-                kind: cluster::classify_context(&name, &profile_names),
+                server: context::current_server(sh).map_err(reason),
+                kind: context::classify_context(&name, &profile_names),
                 name,
             },
         }
     };
-    let kubectl = Found::query(tools::KUBECTL, || cluster::kubectl_version(sh));
+    let kubectl = Found::query(tools::KUBECTL, || kubectl::kubectl_version(sh));
 
     let minikube = match (minikube_version, minikube_profiles) {
         (Found::Present(version), Some(profiles)) => {
@@ -380,9 +389,9 @@ pub fn gather(sh: &Shell) -> Facts {
                     .map_or_else(|| DEFAULT_MINIKUBE_PROFILE.to_owned(), |profile| profile.name.clone()),
             };
             let examine = context.other_local_cluster().is_none();
-            let status = examine.then(|| cluster::minikube_status(sh, &profile).map_err(reason));
+            let status = examine.then(|| minikube::minikube_status(sh, &profile).map_err(reason));
             let has_cluster = matches!(status, Some(Ok(Some(_))));
-            let addons = has_cluster.then(|| cluster::minikube_addons(sh, &profile).map_err(reason));
+            let addons = has_cluster.then(|| minikube::minikube_addons(sh, &profile).map_err(reason));
             Found::Present(MinikubeFacts {
                 version,
                 profile,
@@ -396,13 +405,13 @@ pub fn gather(sh: &Shell) -> Facts {
     };
 
     let kind = matches!(context.kind(), Some(ClusterKind::Kind { .. }))
-        .then(|| Found::query(tools::KIND, || cluster::kind_version(sh)));
+        .then(|| Found::query(tools::KIND, || kind::kind_version(sh)));
     let k3d = matches!(context.kind(), Some(ClusterKind::K3d { .. }))
-        .then(|| Found::query(tools::K3D, || cluster::k3d_version(sh)));
+        .then(|| Found::query(tools::K3D, || k3d::k3d_version(sh)));
 
     let server_answered = matches!(&kubectl, Found::Present(version) if version.server.is_ok());
     let local = context.kind().is_some_and(ClusterKind::is_local);
-    let node_architectures = (server_answered && local).then(|| cluster::node_architectures(sh).map_err(reason));
+    let node_architectures = (server_answered && local).then(|| context::node_architectures(sh).map_err(reason));
 
     Facts {
         docker,
@@ -415,7 +424,7 @@ pub fn gather(sh: &Shell) -> Facts {
         k3d,
         context,
         node_architectures,
-        host_architecture: cluster::host_architecture().to_owned(),
+        host_architecture: context::host_architecture().to_owned(),
         disk: disk_space(sh, &sh.current_dir()),
     }
 }
@@ -427,7 +436,7 @@ fn podman_dns(sh: &Shell) -> Result<PodmanDns, String> {
     if !probe.succeeded() {
         return Err(probe.failure());
     }
-    let info = container_network::parse_podman_info(&probe.stdout).map_err(reason)?;
+    let info = network::parse_podman_info(&probe.stdout).map_err(reason)?;
     let dirs = PodmanSearchDirs::of_this_machine().map_err(reason)?;
     Ok(PodmanDns::assess(&info, &dirs))
 }
@@ -611,7 +620,7 @@ fn kubectl_check(kubectl: &Found<KubectlVersion>) -> Check {
                     client.git_version
                 ),
             ),
-            Ok(server) if cluster::kubectl_supported(client, server) => Check::ok(
+            Ok(server) if kubectl::kubectl_supported(client, server) => Check::ok(
                 "kubectl",
                 format!(
                     "{} (cluster {}: within one minor)",
@@ -738,7 +747,7 @@ fn select_local_context(facts: &Facts) -> String {
         Some(profile) => format!("kubectl config use-context {profile}"),
         None => format!(
             "{} (it creates the cluster and selects its context)",
-            cluster::minikube_command_line(&cluster::minikube_start_args(DEFAULT_MINIKUBE_PROFILE))
+            minikube::minikube_command_line(&minikube::minikube_start_args(DEFAULT_MINIKUBE_PROFILE))
         ),
     }
 }
@@ -758,7 +767,9 @@ fn cluster_check(facts: &Facts) -> Check {
         Err(why) => {
             let fix = match kind {
                 ClusterKind::Minikube { profile } => minikube_fix(facts).unwrap_or_else(|| {
-                    cluster::minikube_command_line(&[vec!["start".to_owned()], cluster::profile_args(profile)].concat())
+                    minikube::minikube_command_line(
+                        &[vec!["start".to_owned()], minikube::profile_args(profile)].concat(),
+                    )
                 }),
                 ClusterKind::Kind { cluster } => format!(
                     "docker start {cluster}-control-plane (or recreate it: kind create cluster --name {cluster})"
@@ -781,16 +792,19 @@ fn minikube_fix(facts: &Facts) -> Option<String> {
         return None;
     };
     let profile = &minikube.profile;
-    let with_profile =
-        |verb: &str| cluster::minikube_command_line(&[vec![verb.to_owned()], cluster::profile_args(profile)].concat());
+    let with_profile = |verb: &str| {
+        minikube::minikube_command_line(&[vec![verb.to_owned()], minikube::profile_args(profile)].concat())
+    };
     match minikube.status.as_ref()? {
         Ok(Some(status)) => match status.state() {
             MinikubeState::Running => None,
             MinikubeState::Paused => Some(with_profile("unpause")),
             MinikubeState::Stopped | MinikubeState::Degraded => Some(with_profile("start")),
-            MinikubeState::Nonexistent => Some(cluster::minikube_command_line(&cluster::minikube_start_args(profile))),
+            MinikubeState::Nonexistent => {
+                Some(minikube::minikube_command_line(&minikube::minikube_start_args(profile)))
+            }
         },
-        Ok(None) => Some(cluster::minikube_command_line(&cluster::minikube_start_args(profile))),
+        Ok(None) => Some(minikube::minikube_command_line(&minikube::minikube_start_args(profile))),
         Err(_) => None,
     }
 }
@@ -832,7 +846,7 @@ fn minikube_cluster_checks(facts: &Facts) -> [Check; 3] {
         Err(why) => Check::fail(
             STATUS,
             format!("{profile}: could not be read: {why}"),
-            cluster::minikube_command_line(&[vec!["logs".to_owned()], cluster::profile_args(profile)].concat()),
+            minikube::minikube_command_line(&[vec!["logs".to_owned()], minikube::profile_args(profile)].concat()),
         ),
         Ok(None) => Check::fail(
             STATUS,
@@ -872,10 +886,10 @@ fn minikube_cluster_checks(facts: &Facts) -> [Check; 3] {
                         ),
                         format!(
                             "recreate it with the recommended size (its workloads are lost): {} && {}",
-                            cluster::minikube_command_line(
-                                &[vec!["delete".to_owned()], cluster::profile_args(profile)].concat()
+                            minikube::minikube_command_line(
+                                &[vec!["delete".to_owned()], minikube::profile_args(profile)].concat()
                             ),
-                            cluster::minikube_command_line(&cluster::minikube_start_args(profile))
+                            minikube::minikube_command_line(&minikube::minikube_start_args(profile))
                         ),
                     )
                 }
@@ -908,10 +922,10 @@ fn minikube_cluster_checks(facts: &Facts) -> [Check; 3] {
                 .iter()
                 .filter(|(_, enabled)| *enabled != Some(true))
                 .map(|(name, _)| {
-                    cluster::minikube_command_line(
+                    minikube::minikube_command_line(
                         &[
                             vec!["addons".to_owned(), "enable".to_owned(), (*name).to_owned()],
-                            cluster::profile_args(profile),
+                            minikube::profile_args(profile),
                         ]
                         .concat(),
                     )

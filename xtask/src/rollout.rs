@@ -15,8 +15,10 @@ use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    release::COMPONENT_LABEL,
-    secrets::{SECRET_NAME, SecretKey},
+    k8s::{
+        release::COMPONENT_LABEL,
+        secret::{SECRET_NAME, SecretKey},
+    },
     timestamps,
 };
 

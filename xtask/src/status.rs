@@ -9,10 +9,13 @@ use xshell::Shell;
 
 use crate::{
     images::BuildRecord,
-    node_images::{self, Loader},
-    release::{Access, AppUrl, Helm, ReleaseArgs},
+    k8s::{
+        node_images::{self, Loader},
+        release::{Access, AppUrl, ReleaseArgs},
+    },
     rollout::{self, Problem},
     timestamps,
+    tools::helm::Helm,
 };
 
 /// Arguments of `cargo xtask status`.
@@ -96,7 +99,7 @@ impl Status {
             .map(|services| release.app_url(sh, &services))
             .unwrap_or_else(|err| AppUrl::Hint(format!("could not read the Services: {err:#}")));
 
-        let record = BuildRecord::load(&sh.current_dir()).ok();
+        let record = BuildRecord::load().ok();
         let loader = Loader::for_cluster(&release.kind);
         let hint = |image: &str| {
             let record = record.as_ref()?;

@@ -19,11 +19,14 @@ use serde_json::Value;
 use xshell::Shell;
 
 use crate::{
+    exec::runner::Runner,
+    k8s::{
+        release::{self, Access, Release, ReleaseArgs, WRITE_TIMEOUT},
+        secret::SECRET_NAME,
+    },
     manifests,
     progress::step,
-    release::{self, Access, Helm, Release, ReleaseArgs, WRITE_TIMEOUT},
-    runner::Runner,
-    secrets::SECRET_NAME,
+    tools::helm::Helm,
 };
 
 /// The annotation that makes `helm uninstall` keep an object.

@@ -18,12 +18,13 @@ use serde::Deserialize;
 use xshell::{Shell, cmd};
 
 use crate::{
-    cluster::ClusterKind,
-    engine::Engine,
+    exec::{
+        probe::{self, PROBE_TIMEOUT},
+        runner::Runner,
+    },
     images::ImageRecord,
-    probe::{self, PROBE_TIMEOUT},
-    runner::Runner,
-    tools,
+    k8s::context::ClusterKind,
+    tools::{self, engine::Engine},
 };
 
 /// How images reach the nodes of a cluster.
