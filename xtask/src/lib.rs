@@ -6,7 +6,6 @@
 pub mod bench;
 pub mod build_images;
 pub mod deploy;
-pub mod diagnostics;
 pub mod doctor;
 pub mod e2e;
 pub mod exec;
@@ -18,7 +17,6 @@ pub mod manifests;
 pub mod progress;
 pub mod redact;
 pub mod rollback;
-pub mod rollout;
 pub mod run;
 pub mod secrets;
 pub mod smoke;

@@ -8,6 +8,7 @@ use anyhow::{Context, bail};
 use serde::Deserialize;
 use xshell::{Shell, cmd};
 
+use crate::k8s::objects::{self, Node};
 use crate::{
     exec::probe::{self, PROBE_TIMEOUT},
     tools::{kubectl::KUBECTL_REQUEST_TIMEOUT, minikube::DEFAULT_MINIKUBE_PROFILE},
@@ -160,29 +161,10 @@ pub fn node_architectures(sh: &Shell) -> anyhow::Result<Vec<String>> {
 
 /// The distinct `status.nodeInfo.architecture` values of a `kubectl get nodes -o json` list.
 pub fn parse_node_architectures(json: &str) -> anyhow::Result<Vec<String>> {
-    #[derive(Deserialize)]
-    struct List {
-        #[serde(default)]
-        items: Vec<Node>,
-    }
-    #[derive(Deserialize)]
-    struct Node {
-        status: NodeStatus,
-    }
-    #[derive(Deserialize)]
-    #[serde(rename_all = "camelCase")]
-    struct NodeStatus {
-        node_info: NodeInfo,
-    }
-    #[derive(Deserialize)]
-    struct NodeInfo {
-        architecture: String,
-    }
-    let list: List = serde_json::from_str(json).context("reading `kubectl get nodes -o json`")?;
-    let mut archs: Vec<String> = list
-        .items
+    let nodes: Vec<Node> = objects::parse_items(json, "nodes")?;
+    let mut archs: Vec<String> = nodes
         .into_iter()
-        .map(|node| node.status.node_info.architecture)
+        .filter_map(|node| node.status?.node_info.map(|info| info.architecture))
         .collect();
     archs.sort();
     archs.dedup();

@@ -3,6 +3,7 @@
 
 pub mod context;
 pub mod node_images;
+pub mod objects;
 pub mod port_forward;
 pub mod release;
 pub mod secret;

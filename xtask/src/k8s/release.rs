@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use xshell::{Cmd, Shell, cmd};
 
+use crate::k8s::objects::{self, Service};
 use crate::{
     exec::{
         probe::{self, PROBE_TIMEOUT},
@@ -403,22 +404,29 @@ pub struct ServiceInfo {
 
 /// The Services in `kubectl get services -o json`.
 pub fn parse_services(json: &str) -> anyhow::Result<Vec<ServiceInfo>> {
-    let list: Value = serde_json::from_str(json).context("reading `kubectl get services -o json`")?;
-    let mut services = Vec::new();
-    for item in list["items"].as_array().into_iter().flatten() {
-        let port = &item["spec"]["ports"][0];
-        services.push(ServiceInfo {
-            name: item["metadata"]["name"].as_str().unwrap_or_default().to_owned(),
-            component: item["metadata"]["labels"][COMPONENT_LABEL]
-                .as_str()
-                .unwrap_or_default()
-                .to_owned(),
-            kind: item["spec"]["type"].as_str().unwrap_or("ClusterIP").to_owned(),
-            port: port["port"].as_u64().and_then(|p| u16::try_from(p).ok()).unwrap_or(0),
-            node_port: port["nodePort"].as_u64().and_then(|p| u16::try_from(p).ok()),
-        });
-    }
-    Ok(services)
+    let services: Vec<Service> = objects::parse_items(json, "services")?;
+    Ok(services
+        .iter()
+        .map(|service| {
+            let spec = service.spec.as_ref();
+            let port = spec.and_then(|s| s.ports.as_ref()).and_then(|ports| ports.first());
+            ServiceInfo {
+                name: objects::name(&service.metadata).to_owned(),
+                component: service
+                    .metadata
+                    .labels
+                    .as_ref()
+                    .and_then(|labels| labels.get(COMPONENT_LABEL))
+                    .cloned()
+                    .unwrap_or_default(),
+                kind: spec
+                    .and_then(|s| s.type_.clone())
+                    .unwrap_or_else(|| "ClusterIP".to_owned()),
+                port: port.and_then(|p| u16::try_from(p.port).ok()).unwrap_or(0),
+                node_port: port.and_then(|p| p.node_port).and_then(|p| u16::try_from(p).ok()),
+            }
+        })
+        .collect())
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -13,9 +13,10 @@ use std::collections::BTreeMap;
 
 use anyhow::{Context, bail};
 use clap::ValueEnum;
-use serde_json::{Value, json};
+use serde_json::json;
 use xshell::Shell;
 
+use crate::k8s::objects::{self, Secret};
 use crate::{
     exec::{
         probe::{self, PROBE_TIMEOUT},
@@ -118,14 +119,13 @@ pub fn read(sh: &Shell, release: &Release) -> anyhow::Result<Option<BTreeMap<Str
         }
         bail!("reading Secret {SECRET_NAME}: {}", probe.failure());
     }
-    let secret: Value = serde_json::from_str(&probe.stdout).context("reading the Secret's JSON")?;
+    let secret: Secret = objects::parse_object(&probe.stdout, "secret")?;
     let mut values = BTreeMap::new();
-    for (key, encoded) in secret["data"].as_object().into_iter().flatten() {
-        let decoded = encoded
-            .as_str()
-            .and_then(crate::manifests::base64_decode)
+    for (key, bytes) in secret.data.unwrap_or_default() {
+        let decoded = String::from_utf8(bytes.0)
+            .ok()
             .with_context(|| format!("key {key} of Secret {SECRET_NAME} is not UTF-8 text"))?;
-        values.insert(key.clone(), decoded);
+        values.insert(key, decoded);
     }
     Ok(Some(values))
 }

@@ -16,10 +16,10 @@ pub use scenario::{SESSION_COOKIE, Target, run_checks};
 
 use std::{path::PathBuf, time::Duration};
 
-use anyhow::Context;
 use clap::Args;
 use xshell::Shell;
 
+use crate::k8s::objects::{self, Deployment};
 use crate::k8s::{
     port_forward::Forwards,
     release::{Access, Release, ReleaseArgs},
@@ -101,8 +101,11 @@ impl Smoke {
 fn deployed_backend_tag(sh: &Shell, release: &Release) -> anyhow::Result<Option<String>> {
     let selector = release.component_selector("backend");
     let json = release.query(sh, &["get", "deployments", "-l", &selector, "-o", "json"])?;
-    let list: serde_json::Value = serde_json::from_str(&json).context("reading the backend Deployment")?;
-    let image = list["items"][0]["spec"]["template"]["spec"]["containers"][0]["image"].as_str();
+    let deployments: Vec<Deployment> = objects::parse_items(&json, "deployments")?;
+    let image = deployments
+        .first()
+        .and_then(|deployment| deployment.spec.as_ref()?.template.spec.as_ref()?.containers.first())
+        .and_then(|container| container.image.as_deref());
     Ok(image
         .and_then(|image| image.rsplit_once(':'))
         .map(|(_, tag)| tag.to_owned()))
