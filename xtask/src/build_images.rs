@@ -17,6 +17,7 @@ use crate::{
     exec::runner::Runner,
     images::{BuildRecord, ImageRecord, PASSWD, Service, content_tag},
     progress::step,
+    timestamps,
     tools::engine::Engine,
 };
 
@@ -124,10 +125,12 @@ impl BuildImages {
             build_binaries(sh, runner, engine, arch, in_container)
         })?;
         let revision = git_revision(sh);
-        let created = cmd!(sh, "date -u +%Y-%m-%dT%H:%M:%SZ")
-            .quiet()
-            .read()
-            .unwrap_or_else(|_| "unknown".to_owned());
+        // A dry run builds nothing, so it has no creation time to label.
+        let created = if runner.is_dry_run() {
+            "unknown".to_owned()
+        } else {
+            timestamps::rfc3339(timestamps::now_unix())
+        };
 
         let mut images = Vec::new();
         for service in &services {
