@@ -69,9 +69,9 @@ pub struct Bench {
         hide_env_values = true
     )]
     pub postgres_url: String,
-    /// Where to write the results.
-    #[arg(long, default_value = "target/bench/latest.json")]
-    pub json: PathBuf,
+    /// Where to write the results [default: target/bench/latest.json].
+    #[arg(long)]
+    pub json: Option<PathBuf>,
     /// An earlier result: fail when any scenario's p99 is more than 20% worse than there.
     #[arg(long)]
     pub baseline: Option<PathBuf>,
@@ -116,7 +116,7 @@ impl Bench {
         let bin_dir = step("build the release binaries (as in the images)", || {
             build_images::host_release_binaries(sh)
         })?;
-        let data = sh.current_dir().join("target/bench/data");
+        let data = crate::target_dir().join("bench").join("data");
         if data.exists() {
             std::fs::remove_dir_all(&data).with_context(|| format!("removing {}", data.display()))?;
         }
@@ -150,7 +150,11 @@ impl Bench {
         }
         report.goals = goals(&runs, &report.scenarios);
         print!("{}", render(&report));
-        let path = sh.current_dir().join(&self.json);
+        // Paths typed by the user are taken from where they are, like every path argument.
+        let path = self.json.as_deref().map_or_else(
+            || crate::target_dir().join("bench").join("latest.json"),
+            crate::from_caller,
+        );
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)?;
         }
@@ -158,7 +162,7 @@ impl Bench {
             .with_context(|| format!("writing {}", path.display()))?;
         eprintln!("    written to {}", path.display());
         if let Some(baseline) = &self.baseline {
-            compare(&report, &load(&sh.current_dir().join(baseline))?)?;
+            compare(&report, &load(&crate::from_caller(baseline))?)?;
         }
         let missed: Vec<&str> = report
             .goals
