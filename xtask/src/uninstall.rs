@@ -235,12 +235,19 @@ fn confirm(release: &Release, what: &str) -> anyhow::Result<()> {
 
 /// The claims in `helm get manifest` and whether Helm keeps each.
 pub fn stored_claims(manifest: &str) -> anyhow::Result<Vec<StoredClaim>> {
-    Ok(manifests::parse_documents(manifest)?
-        .iter()
-        .filter(|document| document["kind"] == "PersistentVolumeClaim")
+    // A document of another kind does not read as a claim (k8s-openapi checks `kind`).
+    let claims = manifests::parse_documents(manifest)?
+        .into_iter()
+        .filter_map(|document| serde_json::from_value::<PersistentVolumeClaim>(document).ok());
+    Ok(claims
         .map(|claim| StoredClaim {
-            name: claim["metadata"]["name"].as_str().unwrap_or_default().to_owned(),
-            kept: claim["metadata"]["annotations"][KEEP_ANNOTATION] == "keep",
+            name: objects::name(&claim.metadata).to_owned(),
+            kept: claim
+                .metadata
+                .annotations
+                .as_ref()
+                .and_then(|annotations| annotations.get(KEEP_ANNOTATION))
+                .is_some_and(|policy| policy == "keep"),
         })
         .collect())
 }
