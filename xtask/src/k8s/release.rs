@@ -13,6 +13,7 @@ use serde_json::Value;
 use xshell::{Cmd, Shell, cmd};
 
 use crate::k8s::objects::{self, Service};
+pub use crate::k8s::objects::{COMPONENT_LABEL, INSTANCE_LABEL};
 use crate::k8s::revisions::{ReleaseState, Revision, parse_history};
 use crate::{
     exec::{
@@ -31,10 +32,6 @@ pub const DEFAULT_NAMESPACE: &str = "todo";
 pub const CHART_DIR: &str = "helm";
 /// The values for a local cluster, used unless `--values` names others.
 pub const DEV_VALUES: &str = "helm/values-dev.yaml";
-/// The label every object (and pod) of a release carries, with the release's name.
-pub const INSTANCE_LABEL: &str = "app.kubernetes.io/instance";
-/// The label naming the component: `backend`, `frontend`, `postgresql`.
-pub const COMPONENT_LABEL: &str = "app.kubernetes.io/component";
 /// The Pod Security Standard the namespace enforces (the chart's pods meet "restricted").
 pub const POD_SECURITY_LABEL: &str = "pod-security.kubernetes.io/enforce";
 
