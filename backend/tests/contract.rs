@@ -168,6 +168,8 @@ async fn generated_requests_get_documented_answers(engine: Engine) {
         // Logging out would revoke the token and leave the rest of the run at 401.
         .args(["--exclude-path", "/api/v1/auth/logout"])
         .args(["--report-dir", &report.path().display().to_string()])
+        // Its cache (`.schemathesis/`) goes to the temporary folder, not into the source tree.
+        .current_dir(report.path())
         .env("SCHEMATHESIS_TELEMETRY", "false")
         .env("NO_COLOR", "1");
     let (ok, output) = run(schemathesis).await;
