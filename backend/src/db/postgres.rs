@@ -30,11 +30,14 @@ fn migrator() -> Migrator {
         )
     };
     Migrator {
-        migrations: Cow::Owned(vec![migration(
-            1,
-            "init",
-            include_str!("../../migrations/postgres/0001_init.sql"),
-        )]),
+        migrations: Cow::Owned(vec![
+            migration(1, "init", include_str!("../../migrations/postgres/0001_init.sql")),
+            migration(
+                3,
+                "sessions and login throttle",
+                include_str!("../../migrations/postgres/0003_sessions_and_login_throttle.sql"),
+            ),
+        ]),
         ..Migrator::DEFAULT
     }
 }
