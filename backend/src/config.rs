@@ -8,7 +8,7 @@ use std::{fmt, net::SocketAddr, str::FromStr, time::Duration};
 use anyhow::bail;
 use clap::{Args, Parser, Subcommand};
 
-use crate::service::{healthcheck::HealthcheckArgs, server::ConnectionArgs, telemetry::LogFormat};
+use todo_service::{healthcheck::HealthcheckArgs, server::ConnectionArgs, telemetry::LogFormat};
 
 /// The smallest JWT secret accepted: HS256 wants at least as many bytes as its output.
 pub const MIN_JWT_SECRET_BYTES: usize = 32;

@@ -8,14 +8,14 @@ use clap::Parser;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Some(Command::Healthcheck(args)) => backend::service::healthcheck::run(&args),
+        Some(Command::Healthcheck(args)) => todo_service::healthcheck::run(&args),
         None => serve(cli.config),
     }
 }
 
 fn serve(config: backend::config::Config) -> ExitCode {
     return_large_allocations_to_the_os();
-    backend::service::telemetry::init(&config.log_filter, config.log_format);
+    todo_service::telemetry::init(&config.log_filter, config.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(err) => {

@@ -1,6 +1,6 @@
 //! Building the application (state, router, listener) and running it until a signal stops it.
 //!
-//! Shutdown follows DESIGN.md (see [`crate::service::shutdown`]): on SIGTERM, /ready turns 503
+//! Shutdown follows DESIGN.md (see [`todo_service::shutdown`]): on SIGTERM, /ready turns 503
 //! at once while the server keeps serving for `SHUTDOWN_DRAIN_SECONDS`; then it stops accepting,
 //! lets in-flight requests finish within `SHUTDOWN_TIMEOUT_SECONDS`, closes the database and
 //! exits 0. Ctrl-C (SIGINT, a person at a terminal) skips the drain pause.
@@ -16,6 +16,14 @@ use axum::{
     response::{IntoResponse, Response},
     routing::get,
 };
+use todo_service::{
+    contract::{HEALTH_PATH, READY_PATH},
+    request_id::request_id,
+    request_log::{ProbeRoutes, log_request},
+    request_timeout::{RequestTimeout, request_timeout},
+    server::{HeadTooLarge, MAX_HEADER_BYTES, ServerSettings},
+    shutdown::{Shutdown, ShutdownPolicy, serve_until_stopped, stop_signal},
+};
 use tokio::net::TcpListener;
 use tower_http::catch_panic::CatchPanicLayer;
 
@@ -27,18 +35,11 @@ use crate::{
     extract::BODY_LIMIT_BYTES,
     metrics::Metrics,
     routes,
-    service::{
-        request_id::request_id,
-        request_log::{ProbeRoutes, log_request},
-        request_timeout::{RequestTimeout, request_timeout},
-        server::{HeadTooLarge, MAX_HEADER_BYTES, ServerSettings},
-        shutdown::{Shutdown, ShutdownPolicy, serve_until_stopped, stop_signal},
-    },
     state::{AppState, BuildInfo, Readiness},
 };
 
 /// Routes polled by the kubelet and Prometheus: their successful requests are logged at debug.
-const PROBE_ROUTES: ProbeRoutes = &["/health", "/ready", "/metrics"];
+const PROBE_ROUTES: ProbeRoutes = &[HEALTH_PATH, READY_PATH, "/metrics"];
 
 /// A bound, ready-to-run server.
 pub struct Application {

@@ -17,6 +17,7 @@ use nix::{
     unistd::Pid,
 };
 use serde_json::{Value, json};
+use todo_service::contract::LISTENING_ON;
 
 const BIN: &str = env!("CARGO_BIN_EXE_backend");
 const SECRET: &str = "process-test-secret-process-test-secret";
@@ -54,7 +55,7 @@ impl Server {
         let sink = logs.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(rest) = line.split("listening on http://127.0.0.1:").nth(1) {
+                if let Some(rest) = line.split(&format!("{LISTENING_ON} http://127.0.0.1:")).nth(1) {
                     let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
                     let _ = port_tx.send(digits.parse::<u16>().unwrap());
                 }

@@ -16,8 +16,9 @@ use axum::{
 };
 use reqwest::{Method, RequestBuilder, StatusCode};
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
+use todo_service::{contract::READY_PATH, request_id::X_REQUEST_ID};
 
-use crate::{config::Config, service::request_id::X_REQUEST_ID, session::SessionToken, state::AppState};
+use crate::{config::Config, session::SessionToken, state::AppState};
 
 /// How long /ready waits for the backend's /ready before calling it unreachable: well under the
 /// kubelet's default probe timeout (1 s), so a hanging backend never makes our /ready time out.
@@ -274,7 +275,7 @@ impl BackendClient {
     pub async fn probe(&self) -> BackendHealth {
         match self
             .http
-            .get(format!("{}/ready", self.base))
+            .get(format!("{}{READY_PATH}", self.base))
             .timeout(READY_PROBE_TIMEOUT)
             .send()
             .await

@@ -9,7 +9,7 @@ use std::{net::SocketAddr, time::Duration};
 use anyhow::bail;
 use clap::{Args, Parser, Subcommand};
 
-use crate::service::{healthcheck::HealthcheckArgs, server::ConnectionArgs, telemetry::LogFormat};
+use todo_service::{healthcheck::HealthcheckArgs, server::ConnectionArgs, telemetry::LogFormat};
 
 /// Connect timeout towards the backend: a refused or unroutable backend is noticed quickly even
 /// when the total budget is longer.

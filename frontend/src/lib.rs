@@ -11,10 +11,6 @@ pub mod csrf;
 pub mod error;
 pub mod list_query;
 pub mod routes;
-// The workspace layout is fixed (no shared crate), so the contract both services follow has one
-// implementation, in the backend's source tree, compiled here too.
-#[path = "../../backend/src/service/mod.rs"]
-pub mod service;
 pub mod session;
 pub mod startup;
 pub mod state;

@@ -8,13 +8,13 @@ use frontend::config::{Cli, Command};
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Some(Command::Healthcheck(args)) => frontend::service::healthcheck::run(&args),
+        Some(Command::Healthcheck(args)) => todo_service::healthcheck::run(&args),
         None => serve(cli.config),
     }
 }
 
 fn serve(config: frontend::config::Config) -> ExitCode {
-    frontend::service::telemetry::init(&config.log_filter, config.log_format);
+    todo_service::telemetry::init(&config.log_filter, config.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(err) => {

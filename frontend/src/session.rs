@@ -5,8 +5,9 @@ use std::fmt;
 
 use axum::http::{HeaderMap, HeaderValue, header};
 
-/// Holds the backend's login token. The name is part of the markup contract (smoke tests).
-pub const SESSION_COOKIE: &str = "todo_session";
+/// Holds the backend's login token; its name is part of the cross-crate contract (smoke checks
+/// and benchmarks send it).
+pub use todo_service::contract::SESSION_COOKIE;
 
 /// Holds the CSRF token that forms echo back (see [`crate::csrf`]).
 pub const CSRF_COOKIE: &str = "todo_csrf";

@@ -1,6 +1,6 @@
 //! Building the application (state, router, listener) and running it until a signal stops it.
 //!
-//! Shutdown follows DESIGN.md, with the backend's code (see [`crate::service::shutdown`]): on
+//! Shutdown follows DESIGN.md, with the backend's code (see [`todo_service::shutdown`]): on
 //! SIGTERM, /ready turns 503 at once while the server keeps serving for `SHUTDOWN_DRAIN_SECONDS`;
 //! then it stops accepting and lets in-flight requests finish within `SHUTDOWN_TIMEOUT_SECONDS`,
 //! and exits 0. Ctrl-C (SIGINT, a person at a terminal) skips the drain pause.
@@ -15,6 +15,14 @@ use axum::{
     middleware::{Next, from_fn, from_fn_with_state},
     response::{IntoResponse, Response},
 };
+use todo_service::{
+    contract::{HEALTH_PATH, READY_PATH},
+    request_id::request_id,
+    request_log::{ProbeRoutes, log_request},
+    request_timeout::{RequestTimeout, request_timeout},
+    server::{HeadTooLarge, MAX_HEADER_BYTES, ServerSettings},
+    shutdown::{Shutdown, ShutdownPolicy, serve_until_stopped, stop_signal},
+};
 use tokio::net::TcpListener;
 use tower_http::catch_panic::CatchPanicLayer;
 
@@ -23,19 +31,12 @@ use crate::{
     config::Config,
     error::{AppError, ClearSession},
     routes,
-    service::{
-        request_id::request_id,
-        request_log::{ProbeRoutes, log_request},
-        request_timeout::{RequestTimeout, request_timeout},
-        server::{HeadTooLarge, MAX_HEADER_BYTES, ServerSettings},
-        shutdown::{Shutdown, ShutdownPolicy, serve_until_stopped, stop_signal},
-    },
     session::{CookiePolicy, SESSION_COOKIE},
     state::{AppState, Readiness},
 };
 
 /// Routes polled by the kubelet: their successful requests are logged at debug.
-const PROBE_ROUTES: ProbeRoutes = &["/health", "/ready"];
+const PROBE_ROUTES: ProbeRoutes = &[HEALTH_PATH, READY_PATH];
 
 /// Largest accepted form, in bytes (a task with the longest notes fits easily).
 pub const BODY_LIMIT_BYTES: usize = 64 * 1024;

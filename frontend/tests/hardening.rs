@@ -12,6 +12,7 @@ use std::{
 
 use harness::{Browser, PASSWORD, start_backend, start_both, unique_email};
 use reqwest::StatusCode;
+use todo_service::contract::SESSION_COOKIE;
 
 fn address(url: &str) -> String {
     url.strip_prefix("http://").unwrap().to_owned()
@@ -92,7 +93,7 @@ async fn a_planted_csrf_cookie_is_worth_nothing() {
         )
         .await;
     assert_eq!(login.status, StatusCode::FORBIDDEN, "{}", login.body);
-    assert!(victim.cookie("todo_session").is_none());
+    assert!(victim.cookie(SESSION_COOKIE).is_none());
 
     // With a session, the token is bound to it: the planted nonce alone does not pass.
     victim.register(&unique_email("victim")).await;
@@ -115,15 +116,15 @@ async fn logging_out_ends_the_session_even_for_a_copied_cookie() {
     let (_backend, frontend) = start_both().await;
     let mut browser = Browser::new(&frontend.url);
     browser.register(&unique_email("logout")).await;
-    let session = browser.cookie("todo_session").unwrap().to_owned();
+    let session = browser.cookie(SESSION_COOKIE).unwrap().to_owned();
     let token = browser.get("/").await.csrf();
     let logout = browser.post("/logout", &[("csrf_token", &token)]).await;
     assert_eq!(logout.status, StatusCode::SEE_OTHER);
-    assert!(browser.cookie("todo_session").is_none());
+    assert!(browser.cookie(SESSION_COOKIE).is_none());
 
     // Someone who copied the cookie before the logout gets the login page.
     let mut copy = Browser::new(&frontend.url);
-    copy.set_cookie("todo_session", &session);
+    copy.set_cookie(SESSION_COOKIE, &session);
     let page = copy.get("/").await;
     assert_eq!(page.status, StatusCode::SEE_OTHER);
     assert_eq!(page.location(), Some("/login"));

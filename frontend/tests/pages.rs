@@ -6,6 +6,7 @@ mod harness;
 
 use harness::{Browser, PASSWORD, start_backend, start_both, start_frontend, unique_email};
 use reqwest::StatusCode;
+use todo_service::contract::SESSION_COOKIE;
 
 #[tokio::test]
 async fn register_add_edit_complete_filter_delete_logout_and_login_again() {
@@ -15,7 +16,7 @@ async fn register_add_edit_complete_filter_delete_logout_and_login_again() {
 
     // Sign up: the session cookie is set and the list is reachable.
     browser.register(&email).await;
-    assert!(browser.cookie("todo_session").is_some_and(|t| !t.is_empty()));
+    assert!(browser.cookie(SESSION_COOKIE).is_some_and(|t| !t.is_empty()));
     let list = browser.get("/").await;
     assert_eq!(list.status, StatusCode::OK);
     assert!(list.body.contains("No tasks yet"), "an empty list explains what to do");
@@ -129,7 +130,7 @@ async fn register_add_edit_complete_filter_delete_logout_and_login_again() {
     let out = browser.post("/logout", &[("csrf_token", &token)]).await;
     assert_eq!(out.status, StatusCode::SEE_OTHER);
     assert_eq!(out.location(), Some("/login"));
-    assert!(browser.cookie("todo_session").is_none());
+    assert!(browser.cookie(SESSION_COOKIE).is_none());
     let list = browser.get("/").await;
     assert_eq!(list.status, StatusCode::SEE_OTHER);
     assert_eq!(list.location(), Some("/login"));
@@ -157,7 +158,7 @@ async fn the_list_needs_a_valid_session() {
     assert_eq!(page.location(), Some("/login"));
 
     // A forged or expired token: the backend says 401, the cookie is cleared.
-    browser.set_cookie("todo_session", "not.a.token");
+    browser.set_cookie(SESSION_COOKIE, "not.a.token");
     let page = browser.get("/").await;
     assert_eq!(page.status, StatusCode::SEE_OTHER);
     assert_eq!(page.location(), Some("/login"));
@@ -167,7 +168,7 @@ async fn the_list_needs_a_valid_session() {
             .iter()
             .any(|c| c.to_str().unwrap().starts_with("todo_session=; Path=/; Max-Age=0"))
     );
-    assert!(browser.cookie("todo_session").is_none());
+    assert!(browser.cookie(SESSION_COOKIE).is_none());
 }
 
 #[tokio::test]
@@ -222,7 +223,7 @@ async fn forms_without_the_right_csrf_token_or_from_another_site_are_refused() {
     assert_eq!(cross_site.status, StatusCode::FORBIDDEN);
     let logout = browser.post("/logout", &[]).await;
     assert_eq!(logout.status, StatusCode::FORBIDDEN, "logging out needs the token too");
-    assert!(browser.cookie("todo_session").is_some());
+    assert!(browser.cookie(SESSION_COOKIE).is_some());
 
     // None of them got through; the same form with the right token and origin does.
     assert!(browser.get("/").await.task_ids().is_empty());
@@ -318,7 +319,7 @@ async fn validation_errors_are_shown_with_the_input_kept_but_never_the_password(
         page.body
             .contains(r#"name="password" type="password" autocomplete="new-password" required"#)
     );
-    assert!(browser.cookie("todo_session").is_none());
+    assert!(browser.cookie(SESSION_COOKIE).is_none());
 
     // 409: the email is taken.
     browser.register(&email).await;
@@ -478,7 +479,7 @@ async fn htmx_requests_get_fragments_that_match_the_page() {
     assert!(after.task_ids().is_empty());
 
     // An expired session makes htmx navigate to /login instead of swapping the login page in.
-    browser.set_cookie("todo_session", "expired.token.value");
+    browser.set_cookie(SESSION_COOKIE, "expired.token.value");
     let expired = browser.get("/").await;
     assert_eq!(expired.status, StatusCode::OK);
     assert_eq!(expired.header("hx-redirect"), Some("/login"));

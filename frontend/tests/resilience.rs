@@ -13,6 +13,7 @@ use std::{
 
 use harness::{Browser, PASSWORD, closed_port_url, start_backend, start_both, start_frontend, unique_email};
 use reqwest::StatusCode;
+use todo_service::contract::{LISTENING_ON, SESSION_COOKIE};
 use tokio::io::AsyncReadExt;
 
 #[tokio::test]
@@ -41,7 +42,7 @@ async fn backend_down_gives_a_503_page_while_the_frontend_stays_up() {
     assert_eq!(page.header("retry-after"), Some("5"));
     assert!(page.header("content-type").unwrap().starts_with("text/html"));
 
-    browser.set_cookie("todo_session", "some.session.token");
+    browser.set_cookie(SESSION_COOKIE, "some.session.token");
     assert_eq!(browser.get("/").await.status, StatusCode::SERVICE_UNAVAILABLE);
 
     // Liveness never asks the backend; readiness reports it without failing.
@@ -78,7 +79,7 @@ async fn a_slow_backend_gives_a_503_page_after_the_backend_timeout_with_the_requ
     config.request_timeout_seconds = 3;
     let frontend = harness::start_frontend_with(config, std::future::pending()).await;
     let mut browser = Browser::new(&frontend.url);
-    browser.set_cookie("todo_session", "some.session.token");
+    browser.set_cookie(SESSION_COOKIE, "some.session.token");
     browser.extra_headers = vec![("x-request-id".to_owned(), "trace-me-42".to_owned())];
 
     let started = Instant::now();
@@ -223,8 +224,8 @@ async fn the_binary_logs_json_without_secrets_drains_on_sigterm_and_exits_0() {
             .recv_timeout(Duration::from_secs(20))
             .expect("the frontend logs where it listens");
         logs.push(line.clone());
-        if let Some(rest) = line.split("listening on ").nth(1) {
-            break rest.split('"').next().unwrap().to_owned();
+        if let Some(rest) = line.split(LISTENING_ON).nth(1) {
+            break rest.trim_start().split('"').next().unwrap().to_owned();
         }
     };
 
@@ -232,7 +233,7 @@ async fn the_binary_logs_json_without_secrets_drains_on_sigterm_and_exits_0() {
     browser.extra_headers = vec![("x-request-id".to_owned(), "req-from-test".to_owned())];
     browser.register(&unique_email("logs")).await;
     browser.add_task(&[("title", "Logged task")]).await;
-    let session = browser.cookie("todo_session").unwrap().to_owned();
+    let session = browser.cookie(SESSION_COOKIE).unwrap().to_owned();
     let csrf = browser.cookie("todo_csrf").unwrap().to_owned();
 
     nix::sys::signal::kill(

@@ -19,6 +19,7 @@ use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
+use todo_service::contract::DEFAULT_TEST_DATABASE_URL;
 use xshell::{Shell, cmd};
 
 pub use self::report::{BenchReport, Goal, Machine, Scenario};
@@ -65,7 +66,7 @@ pub struct Bench {
     #[arg(
         long,
         env = "BENCH_POSTGRES_URL",
-        default_value = "postgres://postgres@127.0.0.1:5432/postgres",
+        default_value = DEFAULT_TEST_DATABASE_URL,
         hide_env_values = true
     )]
     pub postgres_url: String,

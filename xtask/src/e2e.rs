@@ -17,6 +17,7 @@ use std::{
 
 use anyhow::{Context, bail};
 use clap::Args;
+use todo_service::contract::HEALTH_PATH;
 use xshell::{Shell, cmd};
 
 use crate::{
@@ -192,7 +193,7 @@ fn wait_healthy(base: &str, started: Instant) -> anyhow::Result<Duration> {
         .into();
     while started.elapsed() < Duration::from_secs(30) {
         if agent
-            .get(format!("{base}/health"))
+            .get(format!("{base}{HEALTH_PATH}"))
             .call()
             .is_ok_and(|r| r.status() == 200)
         {
@@ -328,7 +329,7 @@ impl Sandbox {
             .get("BACKEND_URL")
             .context("the rendered frontend has no BACKEND_URL")?;
         let binary = Service::Frontend.binary_path();
-        let url = format!("{}/health", backend_url.trim_end_matches('/'));
+        let url = format!("{}{HEALTH_PATH}", backend_url.trim_end_matches('/'));
         let output = cmd!(sh, "{program} exec {name} {binary} healthcheck --url {url}")
             .quiet()
             .ignore_status()

@@ -10,6 +10,7 @@ use std::{net::TcpStream, time::Duration};
 
 use anyhow::{Context, bail};
 use clap::Args;
+use todo_service::contract::DEFAULT_TEST_DATABASE_URL;
 use xshell::{Shell, cmd};
 
 use crate::{
@@ -17,9 +18,6 @@ use crate::{
     progress::step,
     tools::{self, engine::Engine, helm::dist},
 };
-
-/// The PostgreSQL server the backend's tests use, unless `TEST_DATABASE_URL` names another.
-pub const DEFAULT_TEST_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 
 /// Arguments of `cargo xtask test`.
 #[derive(Debug, Args)]

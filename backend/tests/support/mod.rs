@@ -12,13 +12,14 @@ use backend::{
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use sqlx::{Connection, Executor, PgConnection};
+use todo_service::contract::{DEFAULT_TEST_DATABASE_URL, READY_PATH};
 
 /// The secret the test servers sign tokens with (tests forge expired tokens with it).
 pub const JWT_SECRET: &str = "test-secret-test-secret-test-secret-0123";
 
 /// The PostgreSQL server for tests; CI starts it, `cargo xtask test` checks it is there.
 pub fn postgres_admin_url() -> String {
-    std::env::var("TEST_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
+    std::env::var("TEST_DATABASE_URL").unwrap_or_else(|_| DEFAULT_TEST_DATABASE_URL.to_owned())
 }
 
 /// Which database engine a test runs against.
@@ -134,7 +135,7 @@ impl TestApp {
     async fn wait_ready(&self) {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
-            if let Ok(response) = self.client.get(self.url("/ready")).send().await
+            if let Ok(response) = self.client.get(self.url(READY_PATH)).send().await
                 && response.status() == StatusCode::OK
             {
                 return;

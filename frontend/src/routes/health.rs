@@ -5,12 +5,15 @@
 
 use axum::{Json, Router, extract::State, http::StatusCode, routing::get};
 use serde::Serialize;
+use todo_service::contract::{HEALTH_PATH, READY_PATH};
 
 use crate::{backend_client::BackendHealth, state::AppState};
 
 /// The health routes.
 pub fn router() -> Router<AppState> {
-    Router::new().route("/health", get(health)).route("/ready", get(ready))
+    Router::new()
+        .route(HEALTH_PATH, get(health))
+        .route(READY_PATH, get(ready))
 }
 
 /// The body of /health and /ready.

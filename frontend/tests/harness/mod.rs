@@ -7,6 +7,7 @@
 use std::{collections::BTreeMap, net::SocketAddr, time::Duration};
 
 use reqwest::{StatusCode, header::HeaderMap};
+use todo_service::contract::{HEALTH_PATH, READY_PATH};
 
 /// A running backend and the folder holding its database.
 pub struct Backend {
@@ -24,7 +25,7 @@ pub async fn start_backend() -> Backend {
         .expect("backend builds");
     let url = format!("http://{}", app.local_addr());
     tokio::spawn(app.run_until_stopped(std::future::pending()));
-    wait_until_ready(&format!("{url}/ready")).await;
+    wait_until_ready(&format!("{url}{READY_PATH}")).await;
     Backend { url, _dir: dir }
 }
 
@@ -44,7 +45,7 @@ pub async fn start_frontend(backend_url: &str) -> Frontend {
 /// Starts the real frontend with these settings, stopping when `shutdown` resolves.
 pub async fn start_frontend_with(
     config: frontend::config::Config,
-    shutdown: impl Future<Output = frontend::service::shutdown::Shutdown> + Send + 'static,
+    shutdown: impl Future<Output = todo_service::shutdown::Shutdown> + Send + 'static,
 ) -> Frontend {
     let app = frontend::startup::Application::build(config)
         .await
@@ -52,7 +53,7 @@ pub async fn start_frontend_with(
     let url = format!("http://{}", app.local_addr());
     let state = app.state().clone();
     tokio::spawn(app.run_until_stopped(shutdown));
-    wait_until_ready(&format!("{url}/health")).await;
+    wait_until_ready(&format!("{url}{HEALTH_PATH}")).await;
     Frontend { url, state }
 }
 
@@ -64,7 +65,7 @@ pub async fn start_frontend_stoppable(
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let frontend = start_frontend_with(config, async move {
         let _ = stopped.await;
-        frontend::service::shutdown::Shutdown::Drain
+        todo_service::shutdown::Shutdown::Drain
     })
     .await;
     (frontend, stop)

@@ -8,6 +8,7 @@ use std::{
 };
 
 use serde_json::json;
+use todo_service::contract::{HEALTH_PATH, SESSION_COOKIE};
 use xshell::Shell;
 
 use super::{
@@ -67,7 +68,7 @@ impl Measure<'_> {
         let prefix = engine.name();
         let health = self.row(
             format!("{prefix}: GET /health"),
-            self.closed(format!("{backend}/health"), None, false),
+            self.closed(format!("{backend}{HEALTH_PATH}"), None, false),
         )?;
         let list = self.row(
             format!("{prefix}: GET /api/v1/tasks?limit=20 (of 100)"),
@@ -210,7 +211,7 @@ impl Measure<'_> {
             .idle_rss_mib
             .insert("frontend".into(), rss_mib(self.services[1].child.id())?);
         let page = Load {
-            headers: vec![format!("cookie: todo_session={reader}")],
+            headers: vec![format!("cookie: {SESSION_COOKIE}={reader}")],
             ..self.closed(format!("{frontend}/"), None, false)
         };
         self.row("frontend: GET / (task list page)".to_owned(), page)?;

@@ -19,6 +19,7 @@ use nix::{
     sys::signal::{Signal, kill},
     unistd::Pid,
 };
+use todo_service::contract::{LISTENING_ON, READY_PATH};
 
 /// What happens to a child's log lines.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,7 +96,7 @@ impl ServiceProcess {
             .into();
         loop {
             if agent
-                .get(format!("{base}/ready"))
+                .get(format!("{base}{READY_PATH}"))
                 .call()
                 .is_ok_and(|r| r.status() == 200)
             {
@@ -167,7 +168,7 @@ fn forward(
 
 /// The URL in a "listening on http://..." log line, as text or inside a JSON log line.
 fn listening_address(line: &str) -> Option<String> {
-    let rest = line.split("listening on ").nth(1)?;
+    let rest = line.split(LISTENING_ON).nth(1)?.trim_start();
     let url: String = rest.chars().take_while(|c| !c.is_whitespace() && *c != '"').collect();
     url.starts_with("http://").then_some(url)
 }
@@ -202,7 +203,7 @@ mod tests {
 
     #[test]
     fn finds_the_address_in_text_and_json_logs() {
-        let text = "2026-11-25T13:00:00Z  INFO backend::service::shutdown: listening on http://127.0.0.1:41234";
+        let text = "2026-11-25T13:00:00Z  INFO todo_service::shutdown: listening on http://127.0.0.1:41234";
         assert_eq!(listening_address(text).as_deref(), Some("http://127.0.0.1:41234"));
         let json = r#"{"timestamp":"x","level":"INFO","message":"listening on http://127.0.0.1:8000","target":"t"}"#;
         assert_eq!(listening_address(json).as_deref(), Some("http://127.0.0.1:8000"));

@@ -5,14 +5,15 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use scraper::Selector;
 use serde::Deserialize;
+use todo_service::contract::{HEALTH_PATH, READY_PATH};
 
 use super::{
     client::{Browser, Reply, StepError},
     report::{Report, StepReport},
 };
 
-/// The frontend's session cookie.
-pub const SESSION_COOKIE: &str = "todo_session";
+/// The frontend's session cookie (the services' contract; re-exported for the commands' tests).
+pub use todo_service::contract::SESSION_COOKIE;
 
 /// What to check.
 #[derive(Debug, Clone)]
@@ -95,16 +96,16 @@ fn health(target: &Target, run: &mut Run, user: &mut Browser) -> Result<(), ()> 
     let mut probe = Browser::new(&target.backend, target.timeout);
     let deadline = Instant::now() + target.timeout;
     run.step("frontend /health", || {
-        user.wait_for_ok("/health", deadline).map(|_| ((), None))
+        user.wait_for_ok(HEALTH_PATH, deadline).map(|_| ((), None))
     })?;
     run.step("frontend /ready", || {
-        user.wait_for_ok("/ready", deadline).map(|_| ((), None))
+        user.wait_for_ok(READY_PATH, deadline).map(|_| ((), None))
     })?;
     run.step("backend /health", || {
-        probe.wait_for_ok("/health", deadline).map(|_| ((), None))
+        probe.wait_for_ok(HEALTH_PATH, deadline).map(|_| ((), None))
     })?;
     run.step("backend /ready", || {
-        probe.wait_for_ok("/ready", deadline).map(|_| ((), None))
+        probe.wait_for_ok(READY_PATH, deadline).map(|_| ((), None))
     })?;
     run.step("backend /version", || {
         check_version(&mut probe, target.expect_version.as_deref())

@@ -11,12 +11,14 @@ use std::{
 use anyhow::{Context, bail};
 use clap::Args;
 
+use crate::contract::HEALTH_PATH;
+
 /// Arguments of `<service> healthcheck`. The default URL is the service's own /health on its
 /// default port, which each service names in its `Command` enum.
 #[derive(Debug, Clone, Args)]
 pub struct HealthcheckArgs<const DEFAULT_PORT: u16> {
     /// The URL to probe (plain http).
-    #[arg(long, default_value_t = format!("http://127.0.0.1:{DEFAULT_PORT}/health"))]
+    #[arg(long, default_value_t = format!("http://127.0.0.1:{DEFAULT_PORT}{HEALTH_PATH}"))]
     pub url: String,
     /// Give up after this many seconds.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=60))]

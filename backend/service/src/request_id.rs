@@ -8,12 +8,14 @@ use axum::{
     response::Response,
 };
 
-/// The request-id header, read from the client when valid and always echoed back (the frontend
-/// also forwards it to the backend).
-pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+use crate::contract::REQUEST_ID_HEADER;
+
+/// The request-id header ([`REQUEST_ID_HEADER`]), read from the client when valid and always
+/// echoed back (the frontend also forwards it to the backend).
+pub static X_REQUEST_ID: HeaderName = HeaderName::from_static(REQUEST_ID_HEADER);
 
 /// Middleware: keeps a sane incoming `x-request-id` or makes a new one, puts it on the request
-/// (for [`super::request_log::log_request`] and handlers) and echoes it in the response.
+/// (for [`crate::request_log::log_request`] and handlers) and echoes it in the response.
 pub async fn request_id(mut request: Request, next: Next) -> Response {
     let incoming = request
         .headers()

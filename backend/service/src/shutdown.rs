@@ -15,7 +15,10 @@ use std::{
 use axum::Router;
 use tokio::{net::TcpListener, sync::watch};
 
-use super::server::{self, ServerSettings};
+use crate::{
+    contract::LISTENING_ON,
+    server::{self, ServerSettings},
+};
 
 /// How the server was asked to stop.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,8 +48,8 @@ impl ShutdownPolicy {
     }
 }
 
-/// Logs `listening on http://ADDR` (tools read the port from it), serves `router` (see
-/// [`super::server`] for the connection limits in `settings`) until `shutdown` resolves, then
+/// Logs `listening on http://ADDR` ([`LISTENING_ON`]; tools read the port from it), serves `router` (see
+/// [`crate::server`] for the connection limits in `settings`) until `shutdown` resolves, then
 /// drains and stops as described in the module docs. While draining, answers carry
 /// `Connection: close`.
 ///
@@ -62,7 +65,7 @@ pub async fn serve_until_stopped(
     on_stop: impl FnOnce() + Send + 'static,
     release: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
-    tracing::info!("listening on http://{}", listener.local_addr()?);
+    tracing::info!("{LISTENING_ON} http://{}", listener.local_addr()?);
     let ShutdownPolicy { drain, grace } = policy;
     let draining = Arc::new(AtomicBool::new(false));
     let (stop_tx, stop_rx) = watch::channel(false);

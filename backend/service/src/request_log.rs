@@ -9,7 +9,7 @@ use axum::{
 };
 use tracing::Instrument;
 
-use super::request_id::X_REQUEST_ID;
+use crate::request_id::X_REQUEST_ID;
 
 /// Routes polled every few seconds by the kubelet or a scraper (each service lists its own):
 /// their successful answers are logged at debug so they do not drown the rest.
@@ -18,7 +18,7 @@ pub type ProbeRoutes = &'static [&'static str];
 /// Middleware: one log line per request (message `request`, or `request failed` at warn for a
 /// 5xx) with method, route, status, latency and request id; everything a handler logs carries
 /// the same span. Cookies, tokens, bodies and form fields are never logged. Runs inside
-/// [`super::request_id::request_id`], which sets the id.
+/// [`crate::request_id::request_id`], which sets the id.
 pub async fn log_request(State(probe_routes): State<ProbeRoutes>, request: Request, next: Next) -> Response {
     let started = Instant::now();
     let method = request.method().clone();
