@@ -30,11 +30,10 @@ fn migrator() -> Migrator {
         )
     };
     Migrator {
-        migrations: Cow::Owned(vec![migration(
-            1,
-            "init",
-            include_str!("../../migrations/postgres/0001_init.sql"),
-        )]),
+        migrations: Cow::Owned(vec![
+            migration(1, "init", include_str!("../../migrations/postgres/0001_init.sql")),
+            migration(2, "chat", include_str!("../../migrations/postgres/0002_chat.sql")),
+        ]),
         ..Migrator::DEFAULT
     }
 }

@@ -40,7 +40,10 @@ const MAX_IDLE_READERS: usize = 8;
 const STATEMENT_CACHE: usize = 128;
 
 /// The migrations, in order: (version, SQL). `PRAGMA user_version` records the last applied.
-const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../../migrations/sqlite/0001_init.sql"))];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("../../migrations/sqlite/0001_init.sql")),
+    (2, include_str!("../../migrations/sqlite/0002_chat.sql")),
+];
 
 /// Where the database lives, from `DATABASE_URL`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -544,7 +547,7 @@ mod tests {
         migrate(&conn).unwrap();
         migrate(&conn).unwrap();
         let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
-        assert_eq!(version, 1);
+        assert_eq!(version, MIGRATIONS.last().unwrap().0);
 
         // A database left by the sqlx migrator: schema in place, version in _sqlx_migrations.
         let old = Connection::open_in_memory().unwrap();
@@ -556,6 +559,10 @@ mod tests {
         .unwrap();
         migrate(&old).unwrap();
         let version: i64 = old.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
-        assert_eq!(version, 1, "adopted, not re-applied (which would fail: tables exist)");
+        assert_eq!(
+            version,
+            MIGRATIONS.last().unwrap().0,
+            "adopted, not re-applied (which would fail: tables exist), then the newer ones applied"
+        );
     }
 }
