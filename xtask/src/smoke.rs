@@ -1,8 +1,9 @@
 //! `cargo xtask smoke`: prove a running deployment works for a real user, end to end.
 //!
 //! It checks health, readiness and version, then — as a brand-new user — signs up through the
-//! frontend's HTML form, logs in, creates a task, completes it, deletes it and logs out, exactly
-//! as a browser without JavaScript would (cookies, CSRF token, 303 redirects). It waits only where
+//! frontend's HTML form, logs in, creates a task, completes it, deletes it, does the same through
+//! the chat assistant's page (add by chat, see it in the list, complete by chat) and logs out,
+//! exactly as a browser without JavaScript would (cookies, CSRF token, 303 redirects). It waits only where
 //! waiting is legitimate (readiness during start-up); every other step gets one attempt.
 //! [`run_checks`] is the library entry point that `run`, `e2e` and `deploy` reuse.
 
@@ -428,6 +429,7 @@ fn checks(target: &Target, run: &mut Run, user: &mut Browser) -> Result<(), ()> 
         }
         return Err(());
     }
+    chat_checks(run, user, &unique)?;
     run.step("log out", || {
         let token = user.csrf_from("/")?;
         let reply = user.post_form("/logout", &[("csrf_token", &token)])?;
@@ -439,6 +441,129 @@ fn checks(target: &Target, run: &mut Run, user: &mut Browser) -> Result<(), ()> 
         expect_redirect(&reply, "/login")?;
         Ok(((), None))
     })
+}
+
+/// The chat assistant through the web UI, with whatever engine the deployment runs (the built-in
+/// one needs no key): open the chat from the header, add a task by chat, see it in the list,
+/// complete it by chat, see it done, and find the conversation kept. The task and the
+/// conversation are removed afterwards (best effort, only this run's user's data).
+fn chat_checks(run: &mut Run, user: &mut Browser, unique: &str) -> Result<(), ()> {
+    let title = format!("smoke chat task {unique}");
+    run.step("chat: open the chat page from the header", || {
+        let list = user.get_ok("/")?;
+        if !list.body.contains(r#"href="/chat""#) {
+            return Err(StepError::from_reply(
+                "the task list's header has no link to /chat",
+                &list,
+            ));
+        }
+        let page = user.get_ok("/chat")?;
+        if !page.body.contains(r#"name="message""#) {
+            return Err(StepError::from_reply("the chat page has no message field", &page));
+        }
+        Ok(((), None))
+    })?;
+    let conversation = run.step("chat: add a task by chat", || {
+        let token = user.csrf_from("/chat")?;
+        let message = format!("add {title} tomorrow, high priority #smoke");
+        let reply = user.post_form("/chat", &[("message", &message), ("csrf_token", &token)])?;
+        let path = chat_redirect(&reply)?;
+        let page = user.get_ok(&path)?;
+        if !page.body.contains(&format!("Added “{}”", html_escape(&title))) {
+            return Err(StepError::from_reply(
+                "the assistant did not say it added the task",
+                &page,
+            ));
+        }
+        Ok((path.clone(), Some(path)))
+    })?;
+    let result = chat_follow_up(run, user, &title, &conversation);
+    // Clean up, pass or fail: the task, then the conversation.
+    if let Ok(Some(task)) = user.get_ok("/").map(|page| find_task(&page, &title))
+        && let Ok(token) = user.csrf_from("/")
+    {
+        let _ = user.post_form(&format!("/tasks/{}/delete", task.id), &[("csrf_token", &token)]);
+    }
+    if let Ok(token) = user.csrf_from(&conversation) {
+        let _ = user.post_form(&format!("{conversation}/delete"), &[("csrf_token", &token)]);
+    }
+    result
+}
+
+/// The chat steps after the task was added in conversation `conversation` (`/chat/{id}`).
+fn chat_follow_up(run: &mut Run, user: &mut Browser, title: &str, conversation: &str) -> Result<(), ()> {
+    run.step("chat: see it in the task list", || {
+        let page = user.get_ok("/")?;
+        match find_task(&page, title) {
+            Some(task) if !task.completed => Ok(((), Some(format!("task {}", task.id)))),
+            Some(_) => Err(StepError::from_reply("the task added by chat is already done", &page)),
+            None => Err(StepError::from_reply(
+                format!("no task titled {title:?} in the list"),
+                &page,
+            )),
+        }
+    })?;
+    run.step("chat: complete it by chat", || {
+        let token = user.csrf_from(conversation)?;
+        let id = conversation.trim_start_matches("/chat/");
+        let message = format!("complete {title}");
+        let reply = user.post_form(
+            "/chat",
+            &[("message", &message), ("conversation_id", id), ("csrf_token", &token)],
+        )?;
+        expect_redirect(&reply, conversation)?;
+        let page = user.get_ok(conversation)?;
+        if !page.body.contains(&format!("Marked “{}”", html_escape(title))) {
+            return Err(StepError::from_reply(
+                "the assistant did not say it completed the task",
+                &page,
+            ));
+        }
+        Ok(((), None))
+    })?;
+    run.step("chat: see it done in the list", || {
+        let page = user.get_ok("/")?;
+        match find_task(&page, title) {
+            Some(task) if task.completed => Ok(((), None)),
+            Some(_) => Err(StepError::from_reply(
+                "the task completed by chat is not shown done",
+                &page,
+            )),
+            None => Err(StepError::from_reply(
+                format!("no task titled {title:?} in the list"),
+                &page,
+            )),
+        }
+    })?;
+    run.step("chat: the conversation is kept", || {
+        let page = user.get_ok("/chat")?;
+        if !page.body.contains(&format!(r#"href="{conversation}""#)) {
+            return Err(StepError::from_reply(
+                format!("{conversation} is not among the past conversations"),
+                &page,
+            ));
+        }
+        Ok(((), None))
+    })
+}
+
+/// The `/chat/{id}` a chat form post redirects to.
+fn chat_redirect(reply: &Reply) -> Result<String, StepError> {
+    let location = reply.location.as_deref().unwrap_or_default();
+    let path = redirect_path(reply);
+    let is_conversation = path
+        .strip_prefix("/chat/")
+        .is_some_and(|id| !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit()));
+    if reply.status != 303 || !is_conversation {
+        return Err(StepError::from_reply(
+            format!(
+                "expected a redirect to /chat/<id>, got {} to {location:?}",
+                reply.status
+            ),
+            reply,
+        ));
+    }
+    Ok(path.to_owned())
 }
 
 fn check_version(probe: &mut Browser, expected: Option<&str>) -> Result<((), Option<String>), StepError> {
@@ -466,10 +591,7 @@ fn check_version(probe: &mut Browser, expected: Option<&str>) -> Result<((), Opt
 
 fn expect_redirect(reply: &Reply, to: &str) -> Result<(), StepError> {
     let location = reply.location.as_deref().unwrap_or_default();
-    let path = location
-        .split_once("://")
-        .map_or(location, |(_, rest)| rest.find('/').map_or("/", |i| &rest[i..]));
-    let path = path.split(['?', '#']).next().unwrap_or_default();
+    let path = redirect_path(reply);
     if (300..400).contains(&reply.status) && path == to {
         Ok(())
     } else if (300..400).contains(&reply.status) {
@@ -483,6 +605,15 @@ fn expect_redirect(reply: &Reply, to: &str) -> Result<(), StepError> {
             reply,
         ))
     }
+}
+
+/// The path a redirect points to, without scheme, host, query or fragment (`""` without one).
+fn redirect_path(reply: &Reply) -> &str {
+    let location = reply.location.as_deref().unwrap_or_default();
+    let path = location
+        .split_once("://")
+        .map_or(location, |(_, rest)| rest.find('/').map_or("/", |i| &rest[i..]));
+    path.split(['?', '#']).next().unwrap_or_default()
 }
 
 /// The frontend's session cookie.
