@@ -420,6 +420,12 @@ async fn chat_scenario(client: &Client, base: &str) -> Result<(), String> {
     )
     .await?;
     eventually(client, "location.pathname.startsWith('/chat/')").await?;
+    // The list of past conversations was swapped too, with this one current.
+    eventually(
+        client,
+        "document.querySelector('#conversations a[aria-current=page]')?.getAttribute('href') === location.pathname",
+    )
+    .await?;
     say(client, "complete chat in chromium").await?;
     eventually(
         client,

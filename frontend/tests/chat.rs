@@ -163,13 +163,33 @@ async fn chat_with_htmx_swaps_the_conversation_in_place() {
             .contains(&format!(r#"name="conversation_id" value="{id}""#))
     );
 
+    // The past conversations come along, swapped out of band, listing this one as current.
+    let (section, list) = fragment
+        .body
+        .split_once("</section>")
+        .expect("the conversation section");
+    let list = list.trim();
+    assert!(
+        list.starts_with(r#"<nav id="conversations""#) && list.contains(r#"hx-swap-oob="true""#),
+        "{list}"
+    );
+    assert!(
+        list.contains(&format!(r#"<a href="/chat/{id}" aria-current="page">"#)),
+        "{list}"
+    );
+
     // The fragment is the page's own markup.
     browser.extra_headers.clear();
     let page = browser.get(&pushed).await;
     let start = page.body.find(r#"<section id="chat""#).unwrap();
     assert!(
-        page.body[start..].starts_with(fragment.body.trim_end()),
-        "same markup on the page and in the fragment"
+        page.body[start..].starts_with(&format!("{section}</section>")),
+        "same conversation markup on the page and in the fragment"
+    );
+    let nav = page.body.find(r#"<nav id="conversations""#).unwrap();
+    assert!(
+        page.body[nav..].starts_with(&list.replace(r#" hx-swap-oob="true""#, "")),
+        "same list on the page and in the fragment"
     );
 }
 

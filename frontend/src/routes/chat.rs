@@ -76,6 +76,17 @@ async fn page(api: &Api, csrf: &CsrfToken, chat: ChatView) -> AppResult<ChatPage
         layout: Layout::member(csrf.value(), Some(&user)),
         conversations: ConversationLink::list(list.items, chat.conversation_id),
         chat,
+        swap_oob: false,
+    })
+}
+
+/// The conversation and the past conversations, for htmx.
+async fn fragment(api: &Api, chat: ChatView) -> AppResult<ChatFragment> {
+    let list = api.conversations().await?;
+    Ok(ChatFragment {
+        conversations: ConversationLink::list(list.items, chat.conversation_id),
+        chat,
+        swap_oob: true,
     })
 }
 
@@ -123,10 +134,9 @@ async fn send(
                 return Ok(Redirect::to(&href).into_response());
             }
             let conversation = api.conversation(reply.conversation_id).await?;
-            let mut response = ChatFragment {
-                chat: chat_view(&csrf, Some(conversation)),
-            }
-            .into_response();
+            let mut response = fragment(&api, chat_view(&csrf, Some(conversation)))
+                .await?
+                .into_response();
             if let Ok(url) = HeaderValue::from_str(&href) {
                 response.headers_mut().insert("hx-push-url", url);
             }
@@ -144,7 +154,7 @@ async fn send(
                 ..chat_view(&csrf, conversation)
             };
             if htmx {
-                return Ok(ChatFragment { chat }.into_response());
+                return Ok(fragment(&api, chat).await?.into_response());
             }
             Ok((StatusCode::UNPROCESSABLE_ENTITY, page(&api, &csrf, chat).await?).into_response())
         }

@@ -21,14 +21,21 @@ pub struct ChatPage {
     pub conversations: Vec<ConversationLink>,
     /// The open conversation and the message form.
     pub chat: ChatView,
+    /// Always `false`: the list is in place (the fragment swaps it out of band).
+    pub swap_oob: bool,
 }
 
-/// The conversation and its form alone, for htmx to swap in place (`#chat`).
+/// The conversation and its form, for htmx to swap in place (`#chat`), with the list of past
+/// conversations swapped out of band (`#conversations`).
 #[derive(Debug, Template)]
 #[template(path = "chat/conversation_fragment.html")]
 pub struct ChatFragment {
     /// The conversation.
     pub chat: ChatView,
+    /// Past conversations, most recent first.
+    pub conversations: Vec<ConversationLink>,
+    /// Always `true`: htmx swaps the list of conversations out of band.
+    pub swap_oob: bool,
 }
 
 impl IntoResponse for ChatPage {
