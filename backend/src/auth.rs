@@ -15,7 +15,11 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Semaphore;
 
-use crate::{error::ApiError, state::AppState};
+use crate::{
+    error::{ApiError, account_gone},
+    sessions::{self, SessionStatus},
+    state::AppState,
+};
 
 /// At most this many argon2 computations run at once. Each takes 19 MiB and a core for tens of
 /// milliseconds: unbounded, a burst of logins would exhaust the pod's memory limit (and starve
@@ -78,6 +82,19 @@ struct Claims {
     iat: u64,
     /// Expires at, seconds since the epoch.
     exp: u64,
+    /// The token's own id: logging out records it as revoked (see [`crate::sessions`]).
+    jti: String,
+}
+
+/// What a valid token proves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifiedToken {
+    /// The user id.
+    pub user_id: i64,
+    /// The token's id.
+    pub token_id: String,
+    /// When it expires, seconds since the epoch.
+    pub expires_at: u64,
 }
 
 /// Signs and checks login tokens.
@@ -105,17 +122,26 @@ impl Tokens {
             sub: user_id.to_string(),
             iat: now,
             exp: now + self.ttl.as_secs(),
+            jti: uuid::Uuid::new_v4().simple().to_string(),
         };
         jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding).context("signing a token failed")
     }
 
-    /// The user id in a valid, unexpired token.
-    pub fn verify(&self, token: &str) -> Option<i64> {
+    /// The user and token id of a valid, unexpired token. Tokens without an id (issued before
+    /// logout could revoke them) are refused: they could never be revoked.
+    pub fn verify(&self, token: &str) -> Option<VerifiedToken> {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.leeway = 5;
-        validation.set_required_spec_claims(&["exp", "sub"]);
-        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &validation).ok()?;
-        data.claims.sub.parse().ok()
+        validation.set_required_spec_claims(&["exp", "sub", "jti"]);
+        let claims = jsonwebtoken::decode::<Claims>(token, &self.decoding, &validation)
+            .ok()?
+            .claims;
+        let valid_id = (1..=64).contains(&claims.jti.len()) && claims.jti.bytes().all(|b| b.is_ascii_alphanumeric());
+        Some(VerifiedToken {
+            user_id: claims.sub.parse().ok()?,
+            token_id: valid_id.then_some(claims.jti)?,
+            expires_at: claims.exp,
+        })
     }
 }
 
@@ -125,11 +151,14 @@ fn unix_seconds() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-/// A request made with a valid `Authorization: Bearer <token>`; rejects with 401 otherwise.
-#[derive(Debug, Clone, Copy)]
+/// A request made with a valid `Authorization: Bearer <token>` whose account still exists and
+/// which was not logged out; rejects with 401 otherwise.
+#[derive(Debug, Clone)]
 pub struct AuthUser {
     /// The authenticated user's id.
     pub id: i64,
+    /// The token's id and expiry (logout revokes it until then).
+    pub token: VerifiedToken,
 }
 
 impl FromRequestParts<AppState> for AuthUser {
@@ -146,11 +175,20 @@ impl FromRequestParts<AppState> for AuthUser {
             .and_then(|value| value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer ")))
             .map(str::trim)
             .ok_or_else(|| ApiError::Unauthorized("the Authorization header must be `Bearer <token>`".to_owned()))?;
-        let id = state
+        let token = state
             .tokens
             .verify(token)
             .ok_or_else(|| ApiError::Unauthorized("the token is invalid or has expired; log in again".to_owned()))?;
-        Ok(Self { id })
+        match sessions::status(&state.db, token.user_id, &token.token_id).await? {
+            SessionStatus::Live => Ok(Self {
+                id: token.user_id,
+                token,
+            }),
+            SessionStatus::AccountGone => Err(account_gone()),
+            SessionStatus::LoggedOut => Err(ApiError::Unauthorized(
+                "this token was logged out; log in again".to_owned(),
+            )),
+        }
     }
 }
 
@@ -175,7 +213,13 @@ mod tests {
     fn tokens_verify_only_with_the_same_secret() {
         let tokens = Tokens::new(&[7; 32], Duration::from_secs(60));
         let token = tokens.issue(42).unwrap();
-        assert_eq!(tokens.verify(&token), Some(42));
+        let verified = tokens.verify(&token).unwrap();
+        assert_eq!(verified.user_id, 42);
+        assert_eq!(verified.token_id.len(), 32);
+        assert_ne!(
+            tokens.verify(&tokens.issue(42).unwrap()).unwrap().token_id,
+            verified.token_id
+        );
         assert_eq!(Tokens::new(&[8; 32], Duration::from_secs(60)).verify(&token), None);
         assert_eq!(tokens.verify("not-a-token"), None);
     }

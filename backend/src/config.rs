@@ -8,7 +8,7 @@ use std::{fmt, net::SocketAddr, str::FromStr, time::Duration};
 use anyhow::bail;
 use clap::{Args, Parser, Subcommand};
 
-use crate::service::{healthcheck::HealthcheckArgs, telemetry::LogFormat};
+use crate::service::{healthcheck::HealthcheckArgs, server::ConnectionArgs, telemetry::LogFormat};
 
 /// The smallest JWT secret accepted: HS256 wants at least as many bytes as its output.
 pub const MIN_JWT_SECRET_BYTES: usize = 32;
@@ -67,6 +67,30 @@ pub struct Config {
     /// How long a login token stays valid, in seconds.
     #[arg(long, env = "TOKEN_TTL_SECONDS", default_value_t = 86_400, value_parser = clap::value_parser!(u64).range(60..=31_536_000))]
     pub token_ttl_seconds: u64,
+
+    /// Failed logins for one account (email) within LOGIN_FAILURE_WINDOW_SECONDS before its logins
+    /// are answered 429 until the window ends.
+    #[arg(long, env = "LOGIN_MAX_FAILURES_PER_ACCOUNT", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub login_max_failures_per_account: u32,
+
+    /// Failed logins from one client address within LOGIN_FAILURE_WINDOW_SECONDS before its
+    /// logins are answered 429 until the window ends.
+    #[arg(long, env = "LOGIN_MAX_FAILURES_PER_CLIENT", default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub login_max_failures_per_client: u32,
+
+    /// Length of the window in which failed logins are counted, in seconds.
+    #[arg(long, env = "LOGIN_FAILURE_WINDOW_SECONDS", default_value_t = 900, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub login_failure_window_seconds: u64,
+
+    /// Proxies in front of the backend that append the client's address to X-Forwarded-For (the
+    /// frontend does: 1). The login throttle counts per client by that address; 0 uses the
+    /// connection's peer address and ignores the header (for a backend reached directly).
+    #[arg(long, env = "TRUSTED_PROXY_HOPS", default_value_t = 1, value_parser = clap::value_parser!(u64).range(0..=10))]
+    pub trusted_proxy_hops: u64,
+
+    /// Connection limits (header-read timeout, most connections).
+    #[command(flatten)]
+    pub connections: ConnectionArgs,
 
     /// Longest time a request may take before it is answered with 503, in seconds.
     #[arg(long, env = "REQUEST_TIMEOUT_SECONDS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=300))]
@@ -170,6 +194,16 @@ impl Config {
     /// The request timeout as a [`Duration`].
     pub fn request_timeout(&self) -> Duration {
         Duration::from_secs(self.request_timeout_seconds)
+    }
+
+    /// The login throttle's limits.
+    pub fn login_policy(&self) -> crate::login_throttle::LoginPolicy {
+        crate::login_throttle::LoginPolicy {
+            per_account: self.login_max_failures_per_account,
+            per_client: self.login_max_failures_per_client,
+            window: Duration::from_secs(self.login_failure_window_seconds),
+            trusted_proxy_hops: usize::try_from(self.trusted_proxy_hops).unwrap_or(0),
+        }
     }
 }
 

@@ -6,7 +6,7 @@
 
 use axum::{
     Json,
-    http::StatusCode,
+    http::{HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
 use serde::Serialize;
@@ -39,6 +39,10 @@ pub enum ApiError {
     /// 422: well-formed but invalid input.
     #[error("{message}")]
     Unprocessable { code: &'static str, message: String },
+    /// 429: too many attempts; the client may try again after `retry_after_secs` (sent as
+    /// `Retry-After`).
+    #[error("{message}")]
+    TooManyRequests { retry_after_secs: u64, message: String },
     /// 503: the service cannot do this right now (database down, draining, too slow).
     #[error("{message}")]
     Unavailable { code: &'static str, message: String },
@@ -67,6 +71,7 @@ impl ApiError {
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -84,6 +89,7 @@ impl ApiError {
             Self::MethodNotAllowed => "method_not_allowed",
             Self::PayloadTooLarge(_) => "payload_too_large",
             Self::UnsupportedMediaType => "unsupported_media_type",
+            Self::TooManyRequests { .. } => "too_many_attempts",
             Self::Internal(_) => "internal",
         }
     }
@@ -121,24 +127,59 @@ impl IntoResponse for ApiError {
                 message,
             },
         };
-        (status, Json(body)).into_response()
+        let mut response = (status, Json(body)).into_response();
+        if let Self::TooManyRequests { retry_after_secs, .. } = self {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs.max(1)));
+        }
+        response
     }
 }
 
 impl From<sqlx::Error> for ApiError {
-    /// Database trouble that is not a bug (unreachable, pool exhausted) is a 503 the client may
-    /// retry; anything else is a 500.
+    /// Database trouble that is not a bug (unreachable, restarting, refusing connections, pool
+    /// exhausted, a statement over its time limit) is a 503 the client may retry; anything else
+    /// is a 500.
     fn from(err: sqlx::Error) -> Self {
-        match err {
-            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
-                tracing::warn!(error = %err, "database unavailable");
-                Self::Unavailable {
-                    code: "database_unavailable",
-                    message: "the database is not reachable right now; try again shortly".to_owned(),
-                }
-            }
-            other => Self::Internal(anyhow::Error::new(other).context("database query failed")),
+        if is_unavailable(&err) {
+            tracing::warn!(error = %err, "database unavailable");
+            return database_unavailable();
         }
+        Self::Internal(anyhow::Error::new(err).context("database query failed"))
+    }
+}
+
+/// The 401 for a validly signed token whose account is gone (deleted after the token was issued).
+pub fn account_gone() -> ApiError {
+    ApiError::Unauthorized("the account for this token no longer exists; log in again".to_owned())
+}
+
+/// The 503 `database_unavailable` answer.
+pub fn database_unavailable() -> ApiError {
+    ApiError::Unavailable {
+        code: "database_unavailable",
+        message: "the database is not reachable right now; try again shortly".to_owned(),
+    }
+}
+
+/// Whether a PostgreSQL error means "not now" rather than "never": the connection failed or was
+/// cut (SQLSTATE class 08), the server is shutting down or starting (57P01 "terminating
+/// connection due to administrator command", 57P02, 57P03), it has no connection slot left
+/// (53300), the database does not accept connections (55000, `ALLOW_CONNECTIONS false`), or
+/// the statement ran over `statement_timeout` (57014).
+fn is_unavailable(err: &sqlx::Error) -> bool {
+    match err {
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::WorkerCrashed
+        | sqlx::Error::BeginFailed => true,
+        sqlx::Error::Database(db) => db.code().is_some_and(|code| {
+            code.starts_with("08") || matches!(code.as_ref(), "57P01" | "57P02" | "57P03" | "53300" | "55000" | "57014")
+        }),
+        _ => false,
     }
 }
 
@@ -150,10 +191,7 @@ impl From<rusqlite::Error> for ApiError {
         match err.sqlite_error_code() {
             Some(DatabaseBusy | DatabaseLocked | DiskFull | SystemIoFailure | CannotOpen | OutOfMemory) => {
                 tracing::warn!(error = %err, "database unavailable");
-                Self::Unavailable {
-                    code: "database_unavailable",
-                    message: "the database is not available right now; try again shortly".to_owned(),
-                }
+                database_unavailable()
             }
             _ => Self::Internal(anyhow::Error::new(err).context("database query failed")),
         }

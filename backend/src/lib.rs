@@ -9,12 +9,14 @@ pub mod config;
 pub mod db;
 pub mod error;
 pub mod extract;
+pub mod login_throttle;
 pub mod metrics;
 pub mod openapi;
 pub mod routes;
 // The workspace layout is fixed (no shared crate), so the contract both services follow lives
 // here once and the frontend compiles these same files with `#[path]`.
 pub mod service;
+pub mod sessions;
 pub mod startup;
 pub mod state;
 pub mod tasks;

@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use axum::{
     extract::{MatchedPath, Request, State},
+    http::Method,
     middleware::Next,
     response::Response,
 };
@@ -21,11 +22,12 @@ use prometheus_client::{
 
 use crate::state::AppState;
 
-/// Labels of every request metric. `route` is the route pattern (`/api/v1/tasks/{id}`), never
-/// the raw path, so ids do not multiply the series.
+/// Labels of every request metric, each from a bounded set so no client can grow `/metrics`:
+/// `method` is a standard method or `other`, `route` the route pattern (`/api/v1/tasks/{id}`,
+/// never the raw path) or `unmatched`, `status` a status code this server answers with.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
-    method: String,
+    method: &'static str,
     route: String,
     status: u16,
 }
@@ -47,6 +49,25 @@ struct ToolLabels {
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ProviderErrorLabels {
     kind: String,
+}
+
+/// The method as a label: one of the standard methods, or `other` for anything a client made up.
+fn method_label(method: &Method) -> &'static str {
+    static KNOWN: [(Method, &str); 9] = [
+        (Method::GET, "GET"),
+        (Method::POST, "POST"),
+        (Method::PUT, "PUT"),
+        (Method::PATCH, "PATCH"),
+        (Method::DELETE, "DELETE"),
+        (Method::HEAD, "HEAD"),
+        (Method::OPTIONS, "OPTIONS"),
+        (Method::CONNECT, "CONNECT"),
+        (Method::TRACE, "TRACE"),
+    ];
+    KNOWN
+        .iter()
+        .find(|(known, _)| known == method)
+        .map_or("other", |(_, label)| label)
 }
 
 /// The registry and the metrics in it.
@@ -157,7 +178,7 @@ impl Metrics {
 /// Middleware that counts and times every request.
 pub async fn track(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let started = Instant::now();
-    let method = request.method().to_string();
+    let method = method_label(request.method());
     let route = request
         .extensions()
         .get::<MatchedPath>()

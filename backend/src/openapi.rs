@@ -1,5 +1,6 @@
 //! The OpenAPI document's frame (title, security scheme); the paths come from the routes.
 
+use crate::tasks::{Priority, SortKey, SortOrder, StatusFilter};
 use utoipa::{
     Modify, OpenApi,
     openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
@@ -10,6 +11,8 @@ use utoipa::{
 #[openapi(
     info(title = "Todo API", description = "A multi-user Todo API. Log in, then send `Authorization: Bearer <token>`."),
     modifiers(&BearerAuth),
+    // The list's query parameters refer to these; the routes' bodies bring in the others.
+    components(schemas(StatusFilter, SortKey, SortOrder, Priority)),
     tags(
         (name = "auth", description = "Accounts and login tokens"),
         (name = "tasks", description = "Your tasks"),

@@ -32,6 +32,7 @@ use crate::{
         request_id::request_id,
         request_log::{ProbeRoutes, log_request},
         request_timeout::{RequestTimeout, request_timeout},
+        server::{HeadTooLarge, MAX_HEADER_BYTES, ServerSettings},
         shutdown::{Shutdown, ShutdownPolicy, serve_until_stopped, stop_signal},
     },
     state::{AppState, BuildInfo, Readiness},
@@ -74,6 +75,7 @@ impl Application {
         let state = AppState {
             db,
             tokens: Tokens::new(&secret, Duration::from_secs(config.token_ttl_seconds)),
+            login: config.login_policy(),
             metrics: Arc::new(Metrics::default()),
             readiness: Arc::new(Readiness::default()),
             build: Arc::new(BuildInfo {
@@ -123,9 +125,11 @@ impl Application {
         let readiness = self.state.readiness;
         let db = self.state.db;
         let close_db = async move { db.close().await };
+        let settings = ServerSettings::new(&self.config.connections, head_too_large());
         serve_until_stopped(
             self.listener,
             self.router,
+            settings,
             policy,
             shutdown,
             move || readiness.start_draining(),
@@ -196,6 +200,18 @@ pub fn app(state: AppState, config: &Config) -> Router {
         .layer(from_fn_with_state(PROBE_ROUTES, log_request))
         .layer(from_fn(request_id))
         .with_state(state)
+}
+
+/// The 431 body for a request line and headers over the limit, in the API's error shape.
+fn head_too_large() -> HeadTooLarge {
+    let body = serde_json::json!({"error": {
+        "code": "headers_too_large",
+        "message": format!("the request line and headers must be at most {MAX_HEADER_BYTES} bytes together"),
+    }});
+    HeadTooLarge {
+        content_type: "application/json",
+        body: body.to_string(),
+    }
 }
 
 /// The 503 `timeout` answer to a request that took longer than the configured limit.

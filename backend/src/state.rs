@@ -5,7 +5,7 @@ use std::sync::{
     atomic::{AtomicBool, Ordering},
 };
 
-use crate::{auth::Tokens, chat::Assistant, db::Db, metrics::Metrics};
+use crate::{auth::Tokens, chat::Assistant, db::Db, login_throttle::LoginPolicy, metrics::Metrics};
 
 /// Shared, cheap to clone.
 #[derive(Clone)]
@@ -14,6 +14,8 @@ pub struct AppState {
     pub db: Db,
     /// Login token keys.
     pub tokens: Tokens,
+    /// Brute-force limits of the login route.
+    pub login: LoginPolicy,
     /// Prometheus metrics.
     pub metrics: Arc<Metrics>,
     /// What /ready reports.

@@ -21,6 +21,7 @@ pub const MAX_NAME_CHARS: usize = 100;
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct User {
     /// Numeric id.
+    #[schema(minimum = 1)]
     pub id: i64,
     /// Email address, lower-cased.
     pub email: String,

@@ -176,6 +176,7 @@ async fn the_openapi_document_matches_the_routes() {
     let expected: BTreeSet<String> = [
         "POST /api/v1/auth/register",
         "POST /api/v1/auth/login",
+        "POST /api/v1/auth/logout",
         "GET /api/v1/auth/me",
         "GET /api/v1/tasks",
         "POST /api/v1/tasks",
@@ -204,6 +205,9 @@ async fn the_openapi_document_matches_the_routes() {
         "User",
         "AuthResponse",
         "ErrorBody",
+        "SortKey",
+        "SortOrder",
+        "StatusFilter",
     ] {
         assert!(
             doc["components"]["schemas"][schema].is_object(),

@@ -590,3 +590,111 @@ fn json_logs_have_one_line_per_request_and_never_a_secret() {
         assert!(request["span"]["method"].is_string(), "{request}");
     }
 }
+
+/// Opens a connection and sends only part of a request's headers.
+fn half_sent_headers(port: u16) -> TcpStream {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+    stream
+        .write_all(b"GET /health HTTP/1.1\r\nHost: t\r\nX-Slow: ")
+        .unwrap();
+    stream
+}
+
+#[test]
+fn a_client_that_never_finishes_its_headers_is_disconnected() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("t.db"), &[("HEADER_READ_TIMEOUT_SECONDS", "1")]);
+    let mut slow = half_sent_headers(server.port);
+    // The server closes it (no answer: the request never arrived); the socket's read timeout
+    // (15 s) only bounds the test.
+    let mut rest = Vec::new();
+    let outcome = slow.read_to_end(&mut rest);
+    assert!(
+        outcome.is_ok() || matches!(&outcome, Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset),
+        "the server closed the connection: {outcome:?}"
+    );
+    assert!(rest.is_empty() || String::from_utf8_lossy(&rest).starts_with("HTTP/1.1 408"));
+    assert_eq!(get(&server.url("/health")).0, 200, "others are served meanwhile");
+}
+
+#[test]
+fn shutdown_does_not_wait_for_connections_that_never_sent_a_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Server::start(
+        &dir.path().join("t.db"),
+        &[
+            ("SHUTDOWN_DRAIN_SECONDS", "0"),
+            ("SHUTDOWN_TIMEOUT_SECONDS", "60"),
+            ("HEADER_READ_TIMEOUT_SECONDS", "60"),
+        ],
+    );
+    let _slow = half_sent_headers(server.port);
+    let _idle = TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    server.signal(Signal::SIGTERM);
+    // Bounded far below the 60 s the two connections could otherwise hold it.
+    let exit = server.wait_exit(Duration::from_secs(10));
+    assert!(exit.success(), "{exit:?}; logs:\n{}", server.logs());
+}
+
+#[test]
+fn connections_over_the_limit_wait_until_one_closes() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(
+        &dir.path().join("t.db"),
+        &[("MAX_CONNECTIONS", "2"), ("HEADER_READ_TIMEOUT_SECONDS", "60")],
+    );
+    // Server::start polled /ready on connections that are closed by now; wait until the server
+    // has let go of them.
+    std::thread::sleep(Duration::from_millis(300));
+    let first = TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+    let _second = TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+    let mut third = TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+    third
+        .write_all(b"GET /health HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    third.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
+    let mut byte = [0_u8; 1];
+    let early = third.read(&mut byte);
+    assert!(
+        matches!(&early, Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut)),
+        "a third connection is not served while two are open: {early:?}"
+    );
+    drop(first);
+    third.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let (status, body) = read_response(&mut third);
+    assert_eq!(status, 200, "served once a connection closed: {body}");
+}
+
+#[test]
+fn while_draining_answers_tell_keep_alive_clients_to_close() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Server::start(&dir.path().join("t.db"), &[("SHUTDOWN_DRAIN_SECONDS", "3")]);
+    let mut keep_alive = TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+    keep_alive.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let request = b"GET /health HTTP/1.1\r\nHost: t\r\n\r\n";
+    keep_alive.write_all(request).unwrap();
+    let mut buffer = [0_u8; 4096];
+    let n = keep_alive.read(&mut buffer).unwrap();
+    let before = String::from_utf8_lossy(&buffer[..n]).to_lowercase();
+    assert!(
+        before.starts_with("http/1.1 200") && !before.contains("connection: close"),
+        "{before}"
+    );
+
+    server.signal(Signal::SIGTERM);
+    server.wait_until(Duration::from_secs(2), || get(&server.url("/ready")).0 == 503);
+    keep_alive.write_all(request).unwrap();
+    let mut during = String::new();
+    keep_alive.read_to_string(&mut during).unwrap();
+    let during = during.to_lowercase();
+    assert!(
+        during.starts_with("http/1.1 200"),
+        "still served while draining: {during}"
+    );
+    assert!(during.contains("connection: close"), "{during}");
+    // read_to_string returned: the server closed the connection after that answer.
+    let exit = server.wait_exit(Duration::from_secs(10));
+    assert!(exit.success(), "{exit:?}");
+}

@@ -7,10 +7,13 @@
 //! Transport errors, timeouts and 5xx answers become [`BackendError::Unavailable`] (the 503
 //! page); a 401 becomes [`BackendError::Unauthorized`] (session expired: back to /login).
 
-use std::{sync::Arc, time::Duration};
+use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use anyhow::Context;
-use axum::{extract::FromRequestParts, http::request::Parts};
+use axum::{
+    extract::{ConnectInfo, FromRequestParts},
+    http::request::Parts,
+};
 use reqwest::{Method, RequestBuilder, StatusCode};
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
@@ -21,6 +24,16 @@ pub mod chat;
 /// How long /ready waits for the backend's /ready before calling it unreachable: well under the
 /// kubelet's default probe timeout (1 s), so a hanging backend never makes our /ready time out.
 const READY_PROBE_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// How long an idle connection to the backend is kept for reuse: shorter than the backend's
+/// header-read timeout (HEADER_READ_TIMEOUT_SECONDS, 10 s by default), which is also how long
+/// the backend keeps an idle connection, so a request never goes out on a connection the
+/// backend is closing.
+const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(4);
+
+/// Longest incoming `X-Forwarded-For` passed on (a proxy in front of the frontend sets it); a
+/// longer one is replaced by the peer address alone.
+const MAX_FORWARDED_FOR_BYTES: usize = 512;
 
 /// A user as the API shows it.
 #[derive(Debug, Clone, Deserialize)]
@@ -247,6 +260,7 @@ impl BackendClient {
             .connect_timeout(config.backend_connect_timeout())
             .timeout(config.backend_timeout())
             .redirect(reqwest::redirect::Policy::none())
+            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
             .user_agent(concat!("todo-frontend/", env!("CARGO_PKG_VERSION")))
             .build()
             .context("cannot build the HTTP client for the backend")?;
@@ -286,13 +300,33 @@ impl BackendClient {
     }
 }
 
-/// A handle for one incoming request: the client, the request id to forward, and the session
-/// token if the browser sent one.
+/// A handle for one incoming request: the client, the request id to forward, the browser's
+/// address (forwarded as `X-Forwarded-For`, so the backend's login throttle counts per browser,
+/// not per frontend pod) and the session token if the browser sent one.
 #[derive(Debug, Clone)]
 pub struct Api {
     client: BackendClient,
     request_id: String,
+    forwarded_for: Option<String>,
     token: Option<SessionToken>,
+}
+
+/// The `X-Forwarded-For` to send: what a proxy in front of us said, with the address we see
+/// appended (each hop appends its peer; the backend trusts a configured number of hops).
+fn forwarded_for(parts: &Parts) -> Option<String> {
+    let peer = parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(addr)| addr.ip().to_string())?;
+    let incoming = parts
+        .headers
+        .get("x-forwarded-for")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| v.len() <= MAX_FORWARDED_FOR_BYTES && !v.trim().is_empty());
+    Some(match incoming {
+        Some(incoming) => format!("{}, {peer}", incoming.trim()),
+        None => peer,
+    })
 }
 
 impl FromRequestParts<AppState> for Api {
@@ -308,6 +342,7 @@ impl FromRequestParts<AppState> for Api {
         Ok(Self {
             client: state.backend.clone(),
             request_id,
+            forwarded_for: forwarded_for(parts),
             token: SessionToken::from_headers(&parts.headers),
         })
     }
@@ -329,6 +364,13 @@ impl Api {
     pub async fn login(&self, body: &LoginRequest<'_>) -> Result<AuthResponse, BackendError> {
         self.send(self.request(Method::POST, "/auth/login").json(body), "login")
             .await
+    }
+
+    /// `POST /auth/logout`: the backend revokes the session's token.
+    pub async fn logout(&self) -> Result<(), BackendError> {
+        self.execute(self.authed(Method::POST, "/auth/logout")?, "logout")
+            .await?;
+        Ok(())
     }
 
     /// `GET /auth/me`.
@@ -375,6 +417,10 @@ impl Api {
             .client
             .http
             .request(method, format!("{}/api/v1{path}", self.client.base));
+        let builder = match &self.forwarded_for {
+            Some(forwarded_for) => builder.header("x-forwarded-for", forwarded_for),
+            None => builder,
+        };
         if self.request_id.is_empty() {
             builder
         } else {

@@ -9,7 +9,7 @@ use std::{net::SocketAddr, time::Duration};
 use anyhow::bail;
 use clap::{Args, Parser, Subcommand};
 
-use crate::service::{healthcheck::HealthcheckArgs, telemetry::LogFormat};
+use crate::service::{healthcheck::HealthcheckArgs, server::ConnectionArgs, telemetry::LogFormat};
 
 /// Connect timeout towards the backend: a refused or unroutable backend is noticed quickly even
 /// when the total budget is longer.
@@ -61,6 +61,10 @@ pub struct Config {
     /// Must be shorter than REQUEST_TIMEOUT_SECONDS.
     #[arg(long, env = "BACKEND_TIMEOUT_SECONDS", default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=300))]
     pub backend_timeout_seconds: u64,
+
+    /// Connection limits (header-read timeout, most connections).
+    #[command(flatten)]
+    pub connections: ConnectionArgs,
 
     /// Longest time a page may take before it is answered with a 503 page, in seconds.
     #[arg(long, env = "REQUEST_TIMEOUT_SECONDS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=300))]

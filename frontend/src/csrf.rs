@@ -2,10 +2,16 @@
 //!
 //! 1. **Origin**: a state-changing request (anything but GET/HEAD/OPTIONS) whose `Origin` names
 //!    another site, or whose `Sec-Fetch-Site` says `cross-site`/`same-site`, is refused with 403.
-//! 2. **Token**: every browser gets a random token in the HttpOnly `todo_csrf` cookie; every form
-//!    echoes it in a hidden `csrf_token` field (htmx requests send it as `x-csrf-token`), and
-//!    [`CsrfForm`] refuses a request whose token is missing or differs (403). Another site can
-//!    make a browser send the cookie but can neither read it nor guess it.
+//! 2. **Token**: every browser gets a random nonce in the HttpOnly `todo_csrf` cookie; every form
+//!    carries a token in a hidden `csrf_token` field (htmx requests send it as `x-csrf-token`),
+//!    and [`CsrfForm`] refuses a request whose token is missing or differs (403). With a session,
+//!    the token is HMAC-SHA256 of the nonce keyed with the session's token: it is bound to the
+//!    session, so a nonce planted in the browser's cookies (by a sibling subdomain, say) is
+//!    worthless without the session token, which is HttpOnly and never leaves this site. Without a
+//!    session (the login and sign-up forms) there is nothing secret to bind to, so those requests
+//!    must also prove they come from this site: an `Origin` naming this host or
+//!    `Sec-Fetch-Site: same-origin`, which every current browser sends with a form POST and no
+//!    other site can forge.
 
 use axum::{
     body::Bytes,
@@ -16,9 +22,12 @@ use axum::{
 };
 use serde::{Deserialize, de::DeserializeOwned};
 
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+
 use crate::{
     error::AppError,
-    session::{CSRF_COOKIE, read_cookie},
+    session::{CSRF_COOKIE, SessionToken, read_cookie},
     state::AppState,
 };
 
@@ -29,9 +38,13 @@ pub const CSRF_HEADER: &str = "x-csrf-token";
 /// Random bytes in a token (hex-encoded: twice as many characters).
 const TOKEN_BYTES: usize = 32;
 
-/// This browser's CSRF token, for templates to put into forms.
+/// This browser's CSRF token, for templates to put into forms (bound to the session, if any).
 #[derive(Clone, PartialEq, Eq)]
 pub struct CsrfToken(String);
+
+/// The browser's nonce, from the `todo_csrf` cookie.
+#[derive(Clone, PartialEq, Eq)]
+struct Nonce(String);
 
 impl CsrfToken {
     /// The token text.
@@ -39,18 +52,17 @@ impl CsrfToken {
         &self.0
     }
 
-    /// A fresh random token.
-    fn generate() -> anyhow::Result<Self> {
-        let mut bytes = [0_u8; TOKEN_BYTES];
-        getrandom::fill(&mut bytes).map_err(|err| anyhow::anyhow!("no system randomness for a CSRF token: {err}"))?;
-        Ok(Self(bytes.iter().map(|b| format!("{b:02x}")).collect()))
-    }
-
-    /// The token in the request's cookie, if it has the shape this module gives tokens.
-    fn from_cookie(headers: &HeaderMap) -> Option<Self> {
-        read_cookie(headers, CSRF_COOKIE)
-            .filter(|value| value.len() == TOKEN_BYTES * 2 && value.bytes().all(|b| b.is_ascii_hexdigit()))
-            .map(|value| Self(value.to_owned()))
+    /// The token forms must carry: with a session, HMAC-SHA256 of the nonce keyed with the
+    /// session's token; without one, the nonce itself.
+    fn derive(nonce: &Nonce, session: Option<&SessionToken>) -> Self {
+        let Some(session) = session else {
+            return Self(nonce.0.clone());
+        };
+        // HMAC takes keys of any length, so this cannot fail.
+        let mut mac = Hmac::<Sha256>::new_from_slice(session.expose().as_bytes()).expect("HMAC accepts any key length");
+        mac.update(b"todo-csrf:");
+        mac.update(nonce.0.as_bytes());
+        Self(hex(&mac.finalize().into_bytes()))
     }
 
     /// Compares in constant time, so response timing reveals nothing about the token.
@@ -58,6 +70,26 @@ impl CsrfToken {
         let (a, b) = (self.0.as_bytes(), submitted.as_bytes());
         a.len() == b.len() && a.iter().zip(b).fold(0_u8, |acc, (x, y)| acc | (x ^ y)) == 0
     }
+}
+
+impl Nonce {
+    /// A fresh random nonce.
+    fn generate() -> anyhow::Result<Self> {
+        let mut bytes = [0_u8; TOKEN_BYTES];
+        getrandom::fill(&mut bytes).map_err(|err| anyhow::anyhow!("no system randomness for a CSRF token: {err}"))?;
+        Ok(Self(hex(&bytes)))
+    }
+
+    /// The nonce in the request's cookie, if it has the shape this module gives nonces.
+    fn from_cookie(headers: &HeaderMap) -> Option<Self> {
+        read_cookie(headers, CSRF_COOKIE)
+            .filter(|value| value.len() == TOKEN_BYTES * 2 && value.bytes().all(|b| b.is_ascii_hexdigit()))
+            .map(|value| Self(value.to_owned()))
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 impl std::fmt::Debug for CsrfToken {
@@ -82,19 +114,31 @@ impl<S: Send + Sync> FromRequestParts<S> for CsrfToken {
 /// the browser has a token (setting the cookie when it had none).
 pub async fn protect(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
     let safe = matches!(*request.method(), Method::GET | Method::HEAD | Method::OPTIONS);
-    if !safe && let Err(reason) = check_origin(request.headers()) {
-        return AppError::Forbidden(reason).into_response();
+    let session = SessionToken::from_headers(request.headers());
+    if !safe {
+        let checked = check_origin(request.headers()).and_then(|()| {
+            if session.is_some() {
+                Ok(())
+            } else {
+                require_same_origin(request.headers())
+            }
+        });
+        if let Err(reason) = checked {
+            return AppError::Forbidden(reason).into_response();
+        }
     }
-    let (token, fresh) = match CsrfToken::from_cookie(request.headers()) {
-        Some(token) => (token, false),
-        None => match CsrfToken::generate() {
-            Ok(token) => (token, true),
+    let (nonce, fresh) = match Nonce::from_cookie(request.headers()) {
+        Some(nonce) => (nonce, false),
+        None => match Nonce::generate() {
+            Ok(nonce) => (nonce, true),
             Err(err) => return AppError::Internal(err).into_response(),
         },
     };
-    request.extensions_mut().insert(token.clone());
+    request
+        .extensions_mut()
+        .insert(CsrfToken::derive(&nonce, session.as_ref()));
     let mut response = next.run(request).await;
-    if fresh && let Some(cookie) = state.cookies.csrf(token.value()) {
+    if fresh && let Some(cookie) = state.cookies.csrf(&nonce.0) {
         response.headers_mut().append(header::SET_COOKIE, cookie);
     }
     response
@@ -118,6 +162,18 @@ fn check_origin(headers: &HeaderMap) -> Result<(), &'static str> {
     match headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()) {
         None | Some("same-origin" | "none") => Ok(()),
         Some(_) => Err("Sec-Fetch-Site says the request comes from another site"),
+    }
+}
+
+/// Without a session the token binds to nothing secret, so a state-changing request must show it
+/// comes from this site: an `Origin` naming this host ([`check_origin`] has compared it already)
+/// or `Sec-Fetch-Site: same-origin`.
+fn require_same_origin(headers: &HeaderMap) -> Result<(), &'static str> {
+    let same_site_fetch = headers.get("sec-fetch-site").is_some_and(|v| v == "same-origin");
+    if headers.contains_key(header::ORIGIN) || same_site_fetch {
+        Ok(())
+    } else {
+        Err("a form sent without a session must carry an Origin or Sec-Fetch-Site header")
     }
 }
 
@@ -201,13 +257,33 @@ mod tests {
 
     #[test]
     fn tokens_are_random_hex_and_compare_exactly() {
-        let a = CsrfToken::generate().unwrap();
-        let b = CsrfToken::generate().unwrap();
+        let a = CsrfToken::derive(&Nonce::generate().unwrap(), None);
+        let b = CsrfToken::derive(&Nonce::generate().unwrap(), None);
         assert_ne!(a, b);
         assert_eq!(a.value().len(), 64);
         assert!(a.matches(a.value()));
         assert!(!a.matches(b.value()));
         assert!(!a.matches(""));
         assert!(!format!("{a:?}").contains(a.value()));
+    }
+
+    #[test]
+    fn with_a_session_the_token_is_bound_to_it() {
+        let nonce = Nonce::generate().unwrap();
+        let alice = SessionToken::new("alice.session.token".to_owned());
+        let mallory = SessionToken::new("mallory.session.token".to_owned());
+        let bound = CsrfToken::derive(&nonce, Some(&alice));
+        assert_eq!(bound, CsrfToken::derive(&nonce, Some(&alice)), "stable for one session");
+        assert_ne!(bound, CsrfToken::derive(&nonce, Some(&mallory)));
+        assert_ne!(bound.value(), nonce.0, "the nonce alone is not the token");
+        assert_eq!(bound.value().len(), 64);
+    }
+
+    #[test]
+    fn forms_without_a_session_must_come_from_this_site() {
+        assert!(require_same_origin(&headers(&[("origin", "http://todo.local")])).is_ok());
+        assert!(require_same_origin(&headers(&[("sec-fetch-site", "same-origin")])).is_ok());
+        assert!(require_same_origin(&headers(&[("host", "todo.local")])).is_err());
+        assert!(require_same_origin(&headers(&[("sec-fetch-site", "none")])).is_err());
     }
 }

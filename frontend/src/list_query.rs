@@ -12,8 +12,10 @@ use crate::backend_client::Priority;
 
 /// Tasks per page.
 pub const PAGE_SIZE: u32 = 20;
-/// Longest search text or tag filter passed on, in characters.
+/// Longest search text passed on, in characters (the backend's limit).
 const MAX_TEXT_CHARS: usize = 200;
+/// Longest tag filter passed on, in characters (the backend's longest tag).
+const MAX_TAG_CHARS: usize = 32;
 
 /// The raw query parameters, every one optional text.
 #[derive(Debug, Default, Deserialize)]
@@ -168,9 +170,10 @@ impl Default for ListParams {
 impl ListParams {
     /// Reads the parameters leniently: anything unknown falls back to the default.
     pub fn from_raw(raw: RawListQuery) -> Self {
-        let text = |value: Option<String>| -> String {
+        // Control characters (a NUL in a hand-edited URL) are dropped: the backend refuses them.
+        let text = |value: Option<String>, max: usize| -> String {
             value
-                .map(|v| v.trim().chars().take(MAX_TEXT_CHARS).collect())
+                .map(|v| v.trim().chars().filter(|c| !c.is_control()).take(max).collect())
                 .unwrap_or_default()
         };
         Self {
@@ -179,9 +182,9 @@ impl ListParams {
                 Some("completed") => StatusFilter::Completed,
                 _ => StatusFilter::All,
             },
-            q: text(raw.q),
+            q: text(raw.q, MAX_TEXT_CHARS),
             priority: raw.priority.as_deref().and_then(Priority::parse),
-            tag: text(raw.tag),
+            tag: text(raw.tag, MAX_TAG_CHARS),
             sort: SortKey::ALL
                 .into_iter()
                 .find(|key| raw.sort.as_deref() == Some(key.as_str()))
@@ -291,6 +294,14 @@ mod tests {
         let params = ListParams::from_query_str("status=weird&priority=urgent&sort=nope&order=sideways&page=-3&x=1");
         assert_eq!(params, ListParams::default());
         assert_eq!(params.href(), "/");
+    }
+
+    #[test]
+    fn search_and_tag_are_cut_to_what_the_backend_accepts() {
+        let long_tag = "t".repeat(40);
+        let params = ListParams::from_query_str(&format!("q=a%00b%01c&tag={long_tag}"));
+        assert_eq!(params.q, "abc");
+        assert_eq!(params.tag, "t".repeat(32));
     }
 
     #[test]

@@ -27,6 +27,7 @@ use crate::{
         request_id::request_id,
         request_log::{ProbeRoutes, log_request},
         request_timeout::{RequestTimeout, request_timeout},
+        server::{HeadTooLarge, MAX_HEADER_BYTES, ServerSettings},
         shutdown::{Shutdown, ShutdownPolicy, serve_until_stopped, stop_signal},
     },
     session::{CookiePolicy, SESSION_COOKIE},
@@ -103,9 +104,14 @@ impl Application {
         // Nothing to release afterwards: the frontend has no database, and its HTTP client needs
         // no closing.
         let nothing_to_release = async {};
+        let head_too_large = HeadTooLarge {
+            content_type: "text/plain; charset=utf-8",
+            body: format!("The request's address and headers are too large (at most {MAX_HEADER_BYTES} bytes).\n"),
+        };
         serve_until_stopped(
             self.listener,
             self.router,
+            ServerSettings::new(&self.config.connections, head_too_large),
             policy,
             shutdown,
             move || readiness.start_draining(),

@@ -102,12 +102,7 @@ async fn ready_reports_the_backend_and_turns_503_as_soon_as_shutdown_begins() {
     let backend = start_backend().await;
     let mut config = frontend::config::Config::for_tests(&backend.url);
     config.shutdown_drain_seconds = 30;
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let frontend = harness::start_frontend_with(config, async move {
-        let _ = stopped.await;
-        frontend::service::shutdown::Shutdown::Drain
-    })
-    .await;
+    let (frontend, stop) = harness::start_frontend_stoppable(config).await;
     let mut browser = Browser::new(&frontend.url);
 
     let ready = browser.get("/ready").await;
@@ -119,12 +114,7 @@ async fn ready_reports_the_backend_and_turns_503_as_soon_as_shutdown_begins() {
     );
 
     stop.send(()).unwrap();
-    for _ in 0..100 {
-        if frontend.state.readiness.is_draining() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    frontend.wait_draining().await;
     let ready = browser.get("/ready").await;
     assert_eq!(ready.status, StatusCode::SERVICE_UNAVAILABLE);
     assert!(ready.body.contains("draining"));
@@ -172,6 +162,8 @@ fn help_lists_every_setting() {
         "REQUEST_TIMEOUT_SECONDS",
         "SHUTDOWN_DRAIN_SECONDS",
         "SHUTDOWN_TIMEOUT_SECONDS",
+        "HEADER_READ_TIMEOUT_SECONDS",
+        "MAX_CONNECTIONS",
         "RUST_LOG",
         "LOG_FORMAT",
         "healthcheck",

@@ -27,7 +27,7 @@ use xshell::{Shell, cmd};
 use self::oha::{Load, Outcome, Pace};
 use crate::{
     build_images,
-    processes::{Logs, ServiceProcess, stop_all},
+    exec::service::{Logs, ServiceProcess, stop_all},
     progress::{human, step},
     tools::{self, Tool},
 };

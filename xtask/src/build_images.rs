@@ -14,10 +14,11 @@ use clap::{Args, ValueEnum};
 use xshell::{Shell, cmd};
 
 use crate::{
-    engine::Engine,
+    exec::runner::Runner,
     images::{BuildRecord, ImageRecord, PASSWD, Service, content_tag},
     progress::step,
-    runner::Runner,
+    timestamps,
+    tools::engine::Engine,
 };
 
 /// The official Rust image used by `--build-in-container` (same toolchain as the host's).
@@ -120,16 +121,16 @@ impl BuildImages {
             .context("unknown host architecture: pass --arch amd64 or --arch arm64")?;
         let in_container = self.build_in_container || !cfg!(target_os = "linux") || Some(arch) != host_arch;
         let services: Vec<Service> = self.only.map_or_else(|| Service::ALL.to_vec(), |s| vec![s]);
-        let root = sh.current_dir();
-
         let bin_dir = step(&format!("build release binaries for linux/{}", arch.name()), || {
             build_binaries(sh, runner, engine, arch, in_container)
         })?;
         let revision = git_revision(sh);
-        let created = cmd!(sh, "date -u +%Y-%m-%dT%H:%M:%SZ")
-            .quiet()
-            .read()
-            .unwrap_or_else(|_| "unknown".to_owned());
+        // A dry run builds nothing, so it has no creation time to label.
+        let created = if runner.is_dry_run() {
+            "unknown".to_owned()
+        } else {
+            timestamps::rfc3339(timestamps::now_unix())
+        };
 
         let mut images = Vec::new();
         for service in &services {
@@ -156,7 +157,7 @@ impl BuildImages {
             }
         }
 
-        let mut record = match BuildRecord::load(&root) {
+        let mut record = match BuildRecord::load() {
             // Keep the other service's entry from an earlier build when only one was rebuilt.
             Ok(previous) if previous.engine == engine && previous.arch == arch.name() => previous,
             _ => BuildRecord {
@@ -171,9 +172,9 @@ impl BuildImages {
         }
         record.images.sort_by_key(|i| i.service);
         if !self.dry_run {
-            record.save(&root)?;
+            record.save()?;
             eprintln!("{}", summary(&record));
-            eprintln!("    recorded in {}", BuildRecord::path(&root).display());
+            eprintln!("    recorded in {}", BuildRecord::path().display());
         }
         Ok(record)
     }
@@ -207,13 +208,7 @@ fn build_binaries(
             sh,
             "cargo build --release --locked --target {triple} {packages...}"
         ))?;
-        // A dry run reads no binary, so it need not ask cargo where they are.
-        let target_dir = if runner.is_dry_run() {
-            sh.current_dir().join("target")
-        } else {
-            crate::target_dir(sh)?
-        };
-        return Ok(target_dir.join(triple).join("release"));
+        return Ok(crate::target_dir().join(triple).join("release"));
     }
     // The same cargo command inside the official Rust image; its target dir stays apart from the
     // host's, and a named volume keeps the crate downloads between runs.
@@ -228,7 +223,7 @@ fn build_binaries(
             -w /src -e CARGO_TARGET_DIR=/src/target/container -e {rustflags}
             {RUST_IMAGE} cargo build --release --locked --target {triple} {packages...}"
     ))?;
-    Ok(root.join("target/container").join(triple).join("release"))
+    Ok(crate::container_target_dir().join(triple).join("release"))
 }
 
 fn build_image(
@@ -265,7 +260,7 @@ fn build_image(
     let reference = format!("{}:{tag}", service.image());
 
     // Stage the context: only what the image is made of.
-    let context = root.join("target/images").join(name);
+    let context = crate::images_dir().join(name);
     if !runner.is_dry_run() {
         if context.exists() {
             std::fs::remove_dir_all(&context).with_context(|| format!("clearing {}", context.display()))?;

@@ -21,13 +21,15 @@ use xshell::{Shell, cmd};
 
 use crate::{
     build_images::BuildImages,
-    container_network,
-    engine::Engine,
-    helm_dist,
     images::{BuildRecord, Service},
+    k8s::secret,
     manifests::{self, ContainerSpec},
     progress::{human, step},
-    secrets, smoke, tools,
+    smoke,
+    tools::{
+        engine::{Engine, network},
+        helm,
+    },
 };
 
 /// Arguments of `cargo xtask e2e`.
@@ -54,12 +56,11 @@ pub struct E2e {
 impl E2e {
     /// Builds or loads the images, runs them as the chart would, and smoke-tests them.
     pub fn run(self, sh: &Shell) -> anyhow::Result<()> {
-        let root = sh.current_dir();
         let record = if let Some(file) = &self.images {
             // Relative to where the command was started, as people expect of a file argument.
-            BuildRecord::load_from(&std::env::current_dir()?.join(file))?
+            BuildRecord::load_from(&crate::from_caller(file))?
         } else if self.no_build {
-            BuildRecord::load(&root)?
+            BuildRecord::load()?
         } else {
             step("build images (reused when unchanged)", || {
                 BuildImages {
@@ -76,9 +77,9 @@ impl E2e {
             .image(Service::Frontend)
             .context("no frontend image recorded; run build-images")?;
 
-        let helm = helm_binary(sh)?;
+        let helm = helm::helm_binary()?;
         let mut secret_values = BTreeMap::new();
-        secret_values.insert("JWT_SECRET".to_owned(), secrets::random_hex(32)?);
+        secret_values.insert("JWT_SECRET".to_owned(), secret::random_hex(32)?);
         let (backend, frontend) = step("render the chart (values-dev.yaml) and read the pod specs", || {
             let sets = [
                 format!("backend.image.repository={}", backend_image.name),
@@ -103,7 +104,7 @@ impl E2e {
             ))
         })?;
 
-        let sandbox = Sandbox::new(record.engine, &root)?;
+        let sandbox = Sandbox::new(record.engine)?;
         let guard = sandbox.clone();
         // Ctrl-C: remove what was started before exiting. (A handler may already be installed
         // when e2e runs inside another command; then that command's own cleanup applies.)
@@ -168,11 +169,7 @@ impl E2e {
             timeout: Duration::from_secs(60),
         };
         let report = smoke::run_checks(&target);
-        print!("{}", report.render());
-        if let Some(path) = &self.json {
-            std::fs::write(path, serde_json::to_string_pretty(&report)? + "\n")
-                .with_context(|| format!("writing {}", path.display()))?;
-        }
+        report.publish(self.json.as_deref(), false)?;
         if let Ok(usage) = sandbox.memory(sh) {
             eprintln!("    memory in use after the smoke test: {usage}");
         }
@@ -180,26 +177,10 @@ impl E2e {
     }
 }
 
-/// The Helm binary: the one on PATH, else the one `cargo xtask test` fetched into target/.
-pub fn helm_binary(sh: &Shell) -> anyhow::Result<PathBuf> {
-    if let Some(path) = tools::find(tools::HELM) {
-        return Ok(path);
-    }
-    for dist in [helm_dist::HELM4, helm_dist::HELM3] {
-        let fetched = dist.binary(&sh.current_dir());
-        if fetched.is_file() {
-            return Ok(fetched);
-        }
-    }
-    tools::require(tools::HELM)
-}
-
 /// Podman's network backend, from `podman info`.
-fn podman_backend(sh: &Shell) -> Option<container_network::PodmanBackend> {
+fn podman_backend(sh: &Shell) -> Option<network::PodmanBackend> {
     let info = cmd!(sh, "podman info --format json").quiet().read().ok()?;
-    container_network::parse_podman_info(&info)
-        .ok()
-        .map(|info| info.backend)
+    network::parse_podman_info(&info).ok().map(|info| info.backend)
 }
 
 /// Polls `/health` until it answers 200; returns the time since `started`.
@@ -233,9 +214,9 @@ struct Sandbox {
 }
 
 impl Sandbox {
-    fn new(engine: Engine, root: &Path) -> anyhow::Result<Self> {
+    fn new(engine: Engine) -> anyhow::Result<Self> {
         let prefix = format!("todo-e2e-{}", std::process::id());
-        let env_dir = root.join("target/e2e").join(&prefix);
+        let env_dir = crate::e2e_dir().join(&prefix);
         std::fs::create_dir_all(&env_dir).with_context(|| format!("creating {}", env_dir.display()))?;
         Ok(Self {
             engine,
@@ -371,13 +352,7 @@ impl Sandbox {
             let dns_enabled = self.dns_enabled(sh);
             bail!(
                 "{}",
-                container_network::name_resolution_failure(
-                    self.engine,
-                    backend.as_ref(),
-                    &self.network(),
-                    dns_enabled,
-                    host
-                )
+                network::name_resolution_failure(self.engine, backend.as_ref(), &self.network(), dns_enabled, host)
             );
         }
         bail!(

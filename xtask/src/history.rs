@@ -8,8 +8,9 @@ use serde_json::Value;
 use xshell::Shell;
 
 use crate::{
-    probe::{self, PROBE_TIMEOUT},
-    release::{Access, Helm, ReleaseArgs, Revision},
+    exec::probe::{self, PROBE_TIMEOUT},
+    k8s::release::{Access, ReleaseArgs, Revision},
+    tools::helm::Helm,
 };
 
 /// Arguments of `cargo xtask history`.

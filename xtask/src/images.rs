@@ -8,7 +8,7 @@ use clap::ValueEnum;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::engine::Engine;
+use crate::tools::engine::Engine;
 
 /// One of the two services.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, ValueEnum, Serialize, Deserialize)]
@@ -88,14 +88,14 @@ pub struct BuildRecord {
 }
 
 impl BuildRecord {
-    /// Where the record lives.
-    pub fn path(root: &Path) -> PathBuf {
-        root.join("target/images/images.json")
+    /// Where the record of the last build lives.
+    pub fn path() -> PathBuf {
+        crate::images_dir().join("images.json")
     }
 
     /// Reads the record of the last build.
-    pub fn load(root: &Path) -> anyhow::Result<Self> {
-        Self::load_from(&Self::path(root))
+    pub fn load() -> anyhow::Result<Self> {
+        Self::load_from(&Self::path())
     }
 
     /// Reads a record from a file of its own.
@@ -109,13 +109,17 @@ impl BuildRecord {
         serde_json::from_str(&text).with_context(|| format!("{} is not a valid image record", path.display()))
     }
 
-    /// Writes the record.
-    pub fn save(&self, root: &Path) -> anyhow::Result<()> {
-        let path = Self::path(root);
+    /// Writes the record of the last build.
+    pub fn save(&self) -> anyhow::Result<()> {
+        self.save_to(&Self::path())
+    }
+
+    /// Writes the record to a file of its own.
+    pub fn save_to(&self, path: &Path) -> anyhow::Result<()> {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)?;
         }
-        std::fs::write(&path, serde_json::to_string_pretty(self)? + "\n")
+        std::fs::write(path, serde_json::to_string_pretty(self)? + "\n")
             .with_context(|| format!("writing {}", path.display()))
     }
 
@@ -186,10 +190,11 @@ mod tests {
                 revision: Some("0123456789abcdef0123456789abcdef01234567".into()),
             }],
         };
-        record.save(dir.path()).unwrap();
-        assert_eq!(BuildRecord::load(dir.path()).unwrap(), record);
+        let path = dir.path().join("images.json");
+        record.save_to(&path).unwrap();
+        assert_eq!(BuildRecord::load_from(&path).unwrap(), record);
         assert!(
-            BuildRecord::load(&dir.path().join("nope"))
+            BuildRecord::load_from(&dir.path().join("nope/images.json"))
                 .unwrap_err()
                 .to_string()
                 .contains("cargo xtask build-images")

@@ -1,31 +1,23 @@
-//! The workflow behind `cargo xtask`: one module per command, plus the concepts several commands
-//! share (finding tools, the cluster's view, probing programs, reporting progress).
+//! The workflow behind `cargo xtask`: one module per command (a folder when it grows), beside the
+//! concepts several commands share: [`exec`] (running programs), [`tools`] (each program the
+//! workflow asks something of), [`k8s`] (the cluster, the release and its objects), and the
+//! project's paths, defined here once.
 
-pub mod background;
 pub mod bench;
 pub mod build_images;
-pub mod cluster;
-pub mod container_network;
 pub mod deploy;
-pub mod diagnostics;
 pub mod doctor;
 pub mod e2e;
-pub mod engine;
-pub mod helm_dist;
+pub mod exec;
 pub mod history;
 pub mod images;
+pub mod k8s;
 pub mod logs;
 pub mod manifests;
-pub mod node_images;
-pub mod port_forward;
-pub mod probe;
-pub mod processes;
 pub mod progress;
-pub mod release;
+pub mod redact;
 pub mod rollback;
-pub mod rollout;
 pub mod run;
-pub mod runner;
 pub mod secrets;
 pub mod smoke;
 pub mod status;
@@ -37,9 +29,6 @@ pub mod up;
 
 use std::path::{Path, PathBuf};
 
-use anyhow::Context;
-use xshell::{Shell, cmd};
-
 /// The workspace root, derived from this crate's location (never the caller's directory).
 pub fn project_root() -> PathBuf {
     let manifest_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -48,12 +37,47 @@ pub fn project_root() -> PathBuf {
         .map_or_else(|| manifest_dir.to_path_buf(), Path::to_path_buf)
 }
 
-/// Cargo's target directory (honours `CARGO_TARGET_DIR` and cargo configuration).
-pub fn target_dir(sh: &Shell) -> anyhow::Result<PathBuf> {
-    let metadata = cmd!(sh, "cargo metadata --format-version 1 --no-deps").quiet().read()?;
-    let metadata: serde_json::Value = serde_json::from_str(&metadata).context("reading cargo metadata")?;
-    metadata["target_directory"]
-        .as_str()
-        .map(PathBuf::from)
-        .context("cargo metadata has no target_directory")
+/// Cargo's target directory: `CARGO_TARGET_DIR` when set (relative to the project root, as cargo
+/// reads it for a build started there), else `target/` in the project root. Everything the
+/// workflow builds, fetches or records lives under it, so a shared target directory is honoured
+/// by every command alike.
+pub fn target_dir() -> PathBuf {
+    let root = project_root();
+    match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(dir) if !dir.is_empty() => root.join(dir),
+        _ => root.join("target"),
+    }
+}
+
+/// Where `build-images` assembles each image's context and keeps the record of what it built.
+pub fn images_dir() -> PathBuf {
+    target_dir().join("images")
+}
+
+/// Where `deploy` writes a diagnostics bundle unless told otherwise.
+pub fn diagnostics_dir() -> PathBuf {
+    target_dir().join("diagnostics")
+}
+
+/// Where `e2e` keeps each run's environment files.
+pub fn e2e_dir() -> PathBuf {
+    target_dir().join("e2e")
+}
+
+/// Where the pinned Helm binaries for the chart tests are fetched.
+pub fn helm_dist_dir() -> PathBuf {
+    target_dir().join("helm-dist")
+}
+
+/// The target directory of a build inside the Rust container. It must lie inside the project
+/// root, which is the only host folder the container mounts, so it does not follow
+/// `CARGO_TARGET_DIR`.
+pub fn container_target_dir() -> PathBuf {
+    project_root().join("target").join("container")
+}
+
+/// A path the user typed, taken relative to the directory they ran the command in (xtask itself
+/// works from the project root); the project root when that directory cannot be read.
+pub fn from_caller(path: &Path) -> PathBuf {
+    std::env::current_dir().unwrap_or_else(|_| project_root()).join(path)
 }

@@ -13,8 +13,11 @@ use xshell::Shell;
 
 use crate::{
     images::Service,
-    release::{Access, ReleaseArgs, STREAM_TIMEOUT, WRITE_TIMEOUT},
-    secrets::{self, Redactor},
+    k8s::{
+        release::{Access, ReleaseArgs, STREAM_TIMEOUT, WRITE_TIMEOUT},
+        secret,
+    },
+    redact::Redactor,
 };
 
 /// Arguments of `cargo xtask logs`.
@@ -42,7 +45,7 @@ impl Logs {
     pub fn run(self, sh: &Shell) -> anyhow::Result<()> {
         let release = self.target.resolve(sh, Access::Read)?;
         let mut redactor = Redactor::default();
-        if let Ok(Some(values)) = secrets::read(sh, &release) {
+        if let Ok(Some(values)) = secret::read(sh, &release) {
             values.values().for_each(|value| redactor.add(value));
         }
         let selector = match self.component {

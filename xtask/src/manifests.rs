@@ -189,28 +189,32 @@ fn string_map(value: &Value) -> BTreeMap<String, String> {
         .unwrap_or_default()
 }
 
-/// Decodes standard base64 (as in a Secret's `data`) into UTF-8 text; `None` if it is not.
+/// Decodes standard base64 (as in a Secret's `data`, padded or not, line breaks allowed) into
+/// UTF-8 text; `None` if it is not.
 pub(crate) fn base64_decode(input: &str) -> Option<String> {
-    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut bits = 0_u32;
-    let mut count = 0;
-    let mut out = Vec::new();
-    for byte in input.bytes().filter(|b| !b.is_ascii_whitespace() && *b != b'=') {
-        let value = ALPHABET.iter().position(|c| *c == byte)? as u32;
-        bits = (bits << 6) | value;
-        count += 6;
-        if count >= 8 {
-            count -= 8;
-            out.push((bits >> count) as u8);
-            bits &= (1 << count) - 1;
-        }
-    }
-    String::from_utf8(out).ok()
+    use base64::{
+        Engine as _, alphabet,
+        engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig},
+    };
+    const LENIENT: GeneralPurpose = GeneralPurpose::new(
+        &alphabet::STANDARD,
+        GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+    );
+    let compact: String = input.chars().filter(|c| !c.is_ascii_whitespace()).collect();
+    String::from_utf8(LENIENT.decode(compact).ok()?).ok()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn secret_data_is_decoded_padded_or_not() {
+        assert_eq!(base64_decode("dG9kbw==").as_deref(), Some("todo"));
+        assert_eq!(base64_decode("dG9k\nbw").as_deref(), Some("todo"));
+        assert_eq!(base64_decode("not base64!"), None);
+        assert_eq!(base64_decode("//79"), None, "not UTF-8");
+    }
 
     const RENDERED: &str = r#"
 ---

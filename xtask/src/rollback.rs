@@ -8,9 +8,10 @@ use clap::Args;
 use xshell::Shell;
 
 use crate::{
+    exec::runner::Runner,
+    k8s::release::{self, Access, ReleaseArgs},
     progress::step,
-    release::{self, Access, Helm, ReleaseArgs},
-    runner::Runner,
+    tools::helm::Helm,
 };
 
 /// Arguments of `cargo xtask rollback`.

@@ -19,7 +19,7 @@ use clap::Args;
 use xshell::{Shell, cmd};
 
 use crate::{
-    processes::{Logs, ServiceProcess, stop_all},
+    exec::service::{Logs, ServiceProcess, stop_all},
     progress::step,
     smoke,
 };
@@ -67,7 +67,7 @@ impl Run {
                 .run()?)
             })?;
         }
-        let bin_dir = crate::target_dir(sh)?.join(if self.release { "release" } else { "debug" });
+        let bin_dir = crate::target_dir().join(if self.release { "release" } else { "debug" });
         for service in ["backend", "frontend"] {
             let binary = bin_dir.join(service);
             if !binary.is_file() {
@@ -147,7 +147,7 @@ impl Run {
                 timeout,
             };
             let report = smoke::run_checks(&target);
-            print!("{}", report.render());
+            report.publish(None, false)?;
             return report.into_result();
         }
         supervise(services, stop);

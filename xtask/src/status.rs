@@ -7,12 +7,16 @@ use clap::Args;
 use serde::Serialize;
 use xshell::Shell;
 
+use crate::k8s::objects::{self, Event, Pod, PodExt};
 use crate::{
+    deploy::diagnose::{self, Problem},
     images::BuildRecord,
-    node_images::{self, Loader},
-    release::{Access, AppUrl, Helm, ReleaseArgs},
-    rollout::{self, Problem},
+    k8s::{
+        node_images::Loader,
+        release::{Access, AppUrl, ReleaseArgs},
+    },
     timestamps,
+    tools::helm::Helm,
 };
 
 /// Arguments of `cargo xtask status`.
@@ -89,28 +93,24 @@ impl Status {
             bail!("release {} has no revisions", release.name);
         };
         let selector = release.selector();
-        let pods = rollout::parse_pods(&release.query(sh, &["get", "pods", "-l", &selector, "-o", "json"])?)?;
-        let events = rollout::parse_events(&release.query(sh, &["get", "events", "-o", "json"])?).unwrap_or_default();
+        let pods: Vec<Pod> = objects::parse_items(
+            &release.query(sh, &["get", "pods", "-l", &selector, "-o", "json"])?,
+            "pods",
+        )?;
+        let events: Vec<Event> =
+            objects::parse_items(&release.query(sh, &["get", "events", "-o", "json"])?, "events").unwrap_or_default();
         let app = release
             .services(sh)
             .map(|services| release.app_url(sh, &services))
             .unwrap_or_else(|err| AppUrl::Hint(format!("could not read the Services: {err:#}")));
 
-        let record = BuildRecord::load(&sh.current_dir()).ok();
+        let record = BuildRecord::load().ok();
         let loader = Loader::for_cluster(&release.kind);
-        let hint = |image: &str| {
-            let record = record.as_ref()?;
-            let wanted = node_images::qualify(image);
-            record
-                .images
-                .iter()
-                .find(|i| node_images::qualify(&i.reference) == wanted)
-                .map(|i| loader.load_hint(record.engine, &i.reference))
-        };
+        let hint = |image: &str| loader.hint_for(record.as_ref()?, image);
         let now = timestamps::now_unix();
         let problems = pods
             .iter()
-            .filter_map(|pod| rollout::diagnose(std::slice::from_ref(pod), &events, now, &hint))
+            .filter_map(|pod| diagnose::diagnose(std::slice::from_ref(pod), &events, now, &hint))
             .collect();
         let report = Report {
             context: release.context.clone(),
@@ -126,7 +126,7 @@ impl Status {
             pods: pods
                 .iter()
                 .map(|pod| PodRow {
-                    name: pod.metadata.name.clone(),
+                    name: pod.name().to_owned(),
                     component: pod.component().to_owned(),
                     ready: pod.ready_count(),
                     restarts: pod.restarts(),

@@ -3,7 +3,7 @@
 //! It first checks that everything the tests talk to is there (PostgreSQL, and the tools of
 //! later steps), failing with the install or start command when something is missing, so no
 //! test ever skips silently, and fetches the pinned Helm 3 and Helm 4 that the chart tests run
-//! (see [`crate::helm_dist`]). Then formatting, clippy, every test, and the end-to-end run of
+//! (see [`crate::tools::helm::dist`]). Then formatting, clippy, every test, and the end-to-end run of
 //! the images ([`crate::e2e`]).
 
 use std::{net::TcpStream, time::Duration};
@@ -12,7 +12,11 @@ use anyhow::{Context, bail};
 use clap::Args;
 use xshell::{Shell, cmd};
 
-use crate::{e2e::E2e, engine::Engine, helm_dist, progress::step, tools};
+use crate::{
+    e2e::E2e,
+    progress::step,
+    tools::{self, engine::Engine, helm::dist},
+};
 
 /// The PostgreSQL server the backend's tests use, unless `TEST_DATABASE_URL` names another.
 pub const DEFAULT_TEST_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
@@ -30,7 +34,7 @@ impl Test {
     pub fn run(self, sh: &Shell) -> anyhow::Result<()> {
         step("check test prerequisites", || preflight(sh))?;
         step("Helm 3 and Helm 4 for the chart tests (target/helm-dist)", || {
-            helm_dist::ensure(sh, &crate::project_root()).map(drop)
+            dist::ensure(sh).map(drop)
         })?;
         if !self.no_lint {
             step("format (cargo fmt --check)", || {

@@ -15,15 +15,18 @@ use std::{
 
 use anyhow::{Context, bail};
 use clap::Args;
-use serde_json::Value;
 use xshell::Shell;
 
+use crate::k8s::objects::{self, PersistentVolumeClaim};
 use crate::{
+    exec::runner::Runner,
+    k8s::{
+        release::{self, Access, Release, ReleaseArgs, WRITE_TIMEOUT},
+        secret::SECRET_NAME,
+    },
     manifests,
     progress::step,
-    release::{self, Access, Helm, Release, ReleaseArgs, WRITE_TIMEOUT},
-    runner::Runner,
-    secrets::SECRET_NAME,
+    tools::helm::Helm,
 };
 
 /// The annotation that makes `helm uninstall` keep an object.
@@ -208,13 +211,8 @@ pub fn stored_claims(manifest: &str) -> anyhow::Result<Vec<StoredClaim>> {
 
 /// The names in `kubectl get persistentvolumeclaims -o json`.
 fn live_claims(json: &str) -> anyhow::Result<Vec<String>> {
-    let list: Value = serde_json::from_str(json).context("reading the release's PersistentVolumeClaims")?;
-    Ok(list["items"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|claim| claim["metadata"]["name"].as_str().map(str::to_owned))
-        .collect())
+    let claims: Vec<PersistentVolumeClaim> = objects::parse_items(json, "persistentvolumeclaims")?;
+    Ok(claims.into_iter().filter_map(|claim| claim.metadata.name).collect())
 }
 
 #[cfg(test)]

@@ -7,12 +7,17 @@ use clap::Args;
 use xshell::{Shell, cmd};
 
 use crate::{
-    cluster::{self, ClusterKind, DEFAULT_MINIKUBE_PROFILE, MinikubeState},
     deploy::Deploy,
+    exec::runner::Runner,
+    k8s::{
+        context::{self, ClusterKind},
+        release,
+    },
     progress::step,
-    release,
-    runner::Runner,
-    tools,
+    tools::{
+        self,
+        minikube::{self, DEFAULT_MINIKUBE_PROFILE, MinikubeState},
+    },
 };
 
 /// Arguments of `cargo xtask up` (those of `deploy`).
@@ -38,7 +43,7 @@ impl Up {
 fn ensure_minikube(sh: &Shell, runner: Runner, kube_context: Option<&str>) -> anyhow::Result<()> {
     let context = match kube_context {
         Some(context) => Some(context.to_owned()),
-        None if tools::find(tools::KUBECTL).is_some() => cluster::current_context(sh).ok().flatten(),
+        None if tools::find(tools::KUBECTL).is_some() => context::current_context(sh).ok().flatten(),
         None => None,
     };
     let profile = match context.as_deref() {
@@ -64,8 +69,8 @@ fn ensure_minikube(sh: &Shell, runner: Runner, kube_context: Option<&str>) -> an
         }
         return Ok(());
     }
-    let status = cluster::minikube_status(sh, &profile)?;
-    match status.as_ref().map(cluster::MinikubeStatus::state) {
+    let status = minikube::minikube_status(sh, &profile)?;
+    match status.as_ref().map(minikube::MinikubeStatus::state) {
         Some(MinikubeState::Running) => {
             eprintln!("    Minikube ({profile}) is running");
             Ok(())
@@ -80,11 +85,11 @@ fn ensure_minikube(sh: &Shell, runner: Runner, kube_context: Option<&str>) -> an
                 (_, Some(status)) => format!("is not running ({})", status.summary()),
                 _ => "is not running".to_owned(),
             };
-            let args = cluster::minikube_start_args(&profile);
+            let args = minikube::minikube_start_args(&profile);
             eprintln!(
                 "    Minikube ({profile}) {why}: starting it with the recommended settings (as `cargo xtask doctor` \
                  advises): {}",
-                cluster::minikube_command_line(&args)
+                minikube::minikube_command_line(&args)
             );
             runner.run_on_stderr(cmd!(sh, "minikube {args...}"))
         }

@@ -21,13 +21,14 @@ fn a_dry_run_prints_every_command_and_runs_none() {
     standins.install(&Program::new("podman"));
     let result = run(standins.command(XTASK).args(["build-images", "--dry-run"]));
     assert_eq!(result.code, 0, "{}", result.stderr);
-    let root = root();
+    // The image contexts live in the target directory (`CARGO_TARGET_DIR` when set).
+    let images = xtask::images_dir().display().to_string();
     let expected = format!(
         "$ cargo build --release --locked --target x86_64-unknown-linux-gnu --package backend --package frontend\n\
          $ podman build --tag todo-backend:<content-hash> --build-arg VERSION=<content-hash> --build-arg REVISION=unknown \
-         --build-arg CREATED=unknown {root}/target/images/backend\n\
+         --build-arg CREATED=unknown {images}/backend\n\
          $ podman build --tag todo-frontend:<content-hash> --build-arg VERSION=<content-hash> --build-arg REVISION=unknown \
-         --build-arg CREATED=unknown {root}/target/images/frontend\n"
+         --build-arg CREATED=unknown {images}/frontend\n"
     );
     assert_eq!(result.stdout, expected);
     assert!(

@@ -104,7 +104,7 @@ fn healthy() -> Vec<Program> {
             )
             .on(
                 "get nodes -o json --request-timeout=5s",
-                Reply::ok(nodes(xtask::cluster::host_architecture())),
+                Reply::ok(nodes(xtask::k8s::context::host_architecture())),
             ),
         Program::new("helm").on("version --short", Reply::ok("v3.17.2+gcc0bbbd\n")),
         Program::new("minikube")
@@ -257,7 +257,7 @@ fn assert_row(table: &str, row: &str, fix: Option<&str>) {
 #[test]
 fn all_present_and_supported() {
     let (run, invocations) = doctor(&healthy(), &[]);
-    let arch = xtask::cluster::host_architecture();
+    let arch = xtask::k8s::context::host_architecture();
     assert_eq!(run.code, 0, "stderr:\n{}", run.stderr);
     assert_eq!(
         run.stdout,
@@ -460,7 +460,7 @@ fn minikube_stopped_fails_with_the_start_command() {
         table,
         &format!(
             "skip    architecture     this machine is {}; no local cluster answered",
-            xtask::cluster::host_architecture()
+            xtask::k8s::context::host_architecture()
         ),
         None,
     );

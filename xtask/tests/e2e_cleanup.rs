@@ -13,7 +13,7 @@ use nix::{
 };
 use serde_json::json;
 use xshell::{Shell, cmd};
-use xtask::engine::Engine;
+use xtask::tools::engine::Engine;
 
 const XTASK: &str = env!("CARGO_BIN_EXE_xtask");
 

@@ -42,7 +42,12 @@ const STATEMENT_CACHE: usize = 128;
 /// The migrations, in order: (version, SQL). `PRAGMA user_version` records the last applied.
 const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../../migrations/sqlite/0001_init.sql")),
-    (2, include_str!("../../migrations/sqlite/0002_chat.sql")),
+    (
+        3,
+        include_str!("../../migrations/sqlite/0003_sessions_and_login_throttle.sql"),
+    ),
+    // 4, not 2: databases already at 3 would skip a 2 (user_version only grows).
+    (4, include_str!("../../migrations/sqlite/0004_chat.sql")),
 ];
 
 /// Where the database lives, from `DATABASE_URL`.
@@ -562,7 +567,7 @@ mod tests {
         assert_eq!(
             version,
             MIGRATIONS.last().unwrap().0,
-            "adopted, not re-applied (which would fail: tables exist), then the newer ones applied"
+            "adopted at 1, not re-applied (which would fail: tables exist), then migrated on"
         );
     }
 }

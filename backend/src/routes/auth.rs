@@ -9,6 +9,8 @@ use crate::{
     auth::{AuthUser, hash_password, verify_password},
     error::{ApiError, ApiResult, ErrorBody},
     extract::ApiJson,
+    login_throttle::{self, Attempt, ClientAddress},
+    sessions,
     state::AppState,
     users::{self, User},
 };
@@ -18,6 +20,7 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(register))
         .routes(routes!(login))
+        .routes(routes!(logout))
         .routes(routes!(me))
 }
 
@@ -61,7 +64,10 @@ pub struct AuthResponse {
     request_body = RegisterRequest,
     responses(
         (status = 201, description = "Account created", body = AuthResponse),
+        (status = 400, description = "The body is not valid JSON", body = ErrorBody),
         (status = 409, description = "Email already registered (`email_taken`)", body = ErrorBody),
+        (status = 413, description = "The body is larger than 64 KiB", body = ErrorBody),
+        (status = 415, description = "The body is not `application/json`", body = ErrorBody),
         (status = 422, description = "Invalid email, short password or bad name", body = ErrorBody),
     )
 )]
@@ -79,7 +85,8 @@ async fn register(
     Ok((StatusCode::CREATED, axum::Json(AuthResponse { token, user })))
 }
 
-/// Log in with email and password.
+/// Log in with email and password. Failed attempts are counted per account and per client;
+/// past the limit the answer is 429 with `Retry-After`, even for the right password.
 #[utoipa::path(
     post,
     path = "/auth/login",
@@ -87,24 +94,59 @@ async fn register(
     request_body = LoginRequest,
     responses(
         (status = 200, description = "Logged in", body = AuthResponse),
+        (status = 400, description = "The body is not valid JSON", body = ErrorBody),
         (status = 401, description = "Wrong email or password (the same answer for both)", body = ErrorBody),
+        (status = 413, description = "The body is larger than 64 KiB", body = ErrorBody),
+        (status = 415, description = "The body is not `application/json`", body = ErrorBody),
+        (status = 422, description = "A field is missing, of the wrong type, or holds control characters", body = ErrorBody),
+        (status = 429, description = "Too many failed logins for this account or from this client (`too_many_attempts`); see `Retry-After`", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds until logging in is allowed again"))),
     )
 )]
 async fn login(
     State(state): State<AppState>,
+    ClientAddress(client): ClientAddress,
     ApiJson(body): ApiJson<LoginRequest>,
 ) -> ApiResult<axum::Json<AuthResponse>> {
-    let found = users::find_by_email(&state.db, body.email.trim().to_lowercase().as_str()).await?;
+    let email = body.email.trim().to_lowercase();
+    if email.chars().any(char::is_control) || email.len() > 254 {
+        return Err(ApiError::validation(
+            "email must be at most 254 characters, without control characters",
+        ));
+    }
+    let attempt = Attempt::new(&email, &client);
+    login_throttle::check(&state.db, &state.login, &attempt).await?;
+    let found = users::find_by_email(&state.db, &email).await?;
     let (user, hash) = match found {
         Some((user, hash)) => (Some(user), Some(hash)),
         None => (None, None),
     };
     let matches = verify_password(body.password, hash).await?;
-    let user = user
-        .filter(|_| matches)
-        .ok_or_else(|| ApiError::Unauthorized("wrong email or password".to_owned()))?;
+    let Some(user) = user.filter(|_| matches) else {
+        login_throttle::record_failure(&state.db, &state.login, &attempt).await?;
+        return Err(ApiError::Unauthorized("wrong email or password".to_owned()));
+    };
+    login_throttle::clear_account(&state.db, &attempt).await?;
     let token = state.tokens.issue(user.id)?;
     Ok(axum::Json(AuthResponse { token, user }))
+}
+
+/// Log out: the token stops working at once, on every replica (it is recorded as revoked until
+/// it would have expired).
+#[utoipa::path(
+    post,
+    path = "/auth/logout",
+    tag = "auth",
+    security(("bearer" = [])),
+    responses(
+        (status = 204, description = "Logged out; the token no longer works"),
+        (status = 401, description = "Missing, invalid, expired or already logged-out token", body = ErrorBody),
+    )
+)]
+async fn logout(State(state): State<AppState>, auth: AuthUser) -> ApiResult<StatusCode> {
+    sessions::revoke(&state.db, &auth.token).await?;
+    tracing::info!(user_id = auth.id, "logged out");
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// The logged-in user.
@@ -122,5 +164,5 @@ async fn me(State(state): State<AppState>, auth: AuthUser) -> ApiResult<axum::Js
     users::find_by_id(&state.db, auth.id)
         .await?
         .map(axum::Json)
-        .ok_or_else(|| ApiError::Unauthorized("the account for this token no longer exists".to_owned()))
+        .ok_or_else(crate::error::account_gone)
 }

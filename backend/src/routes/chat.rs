@@ -32,9 +32,12 @@ pub fn router() -> OpenApiRouter<AppState> {
     request_body = ChatRequest,
     responses(
         (status = 200, description = "The answer, the tool calls made and the conversation it was stored in", body = ChatResponse),
+        (status = 400, description = "The body is not valid JSON", body = ErrorBody),
         (status = 401, description = "Not logged in", body = ErrorBody),
         (status = 404, description = "No such conversation for this user", body = ErrorBody),
-        (status = 422, description = "The message is empty or too long", body = ErrorBody),
+        (status = 413, description = "The body is larger than 64 KiB", body = ErrorBody),
+        (status = 415, description = "The body is not `application/json`", body = ErrorBody),
+        (status = 422, description = "The message is empty or too long, or a field is unknown", body = ErrorBody),
     )
 )]
 async fn post_chat(
@@ -66,9 +69,11 @@ async fn list_conversations(State(state): State<AppState>, auth: AuthUser) -> Ap
     path = "/conversations/{id}",
     tag = "chat",
     security(("bearer" = [])),
-    params(("id" = i64, Path, description = "Conversation id")),
+    params(("id" = i64, Path, description = "Conversation id", minimum = 1, example = 1)),
     responses(
         (status = 200, description = "The conversation", body = Conversation),
+        (status = 400, description = "The id is not a positive integer", body = ErrorBody),
+        (status = 401, description = "Not logged in", body = ErrorBody),
         (status = 404, description = "No such conversation for this user", body = ErrorBody),
     )
 )]
@@ -86,9 +91,11 @@ async fn get_conversation(
     path = "/conversations/{id}",
     tag = "chat",
     security(("bearer" = [])),
-    params(("id" = i64, Path, description = "Conversation id")),
+    params(("id" = i64, Path, description = "Conversation id", minimum = 1, example = 1)),
     responses(
         (status = 204, description = "Deleted"),
+        (status = 400, description = "The id is not a positive integer", body = ErrorBody),
+        (status = 401, description = "Not logged in", body = ErrorBody),
         (status = 404, description = "No such conversation for this user", body = ErrorBody),
     )
 )]

@@ -32,7 +32,12 @@ pub struct HealthStatus {
 }
 
 /// Liveness: answers 200 while the process can serve HTTP. Touches nothing else.
-#[utoipa::path(get, path = "/health", tag = "health", responses((status = 200, body = HealthStatus)))]
+#[utoipa::path(
+    get,
+    path = "/health",
+    tag = "health",
+    responses((status = 200, description = "The process serves HTTP", body = HealthStatus))
+)]
 async fn health() -> Json<HealthStatus> {
     Json(HealthStatus {
         status: "ok",
@@ -47,7 +52,10 @@ async fn health() -> Json<HealthStatus> {
     get,
     path = "/ready",
     tag = "health",
-    responses((status = 200, body = HealthStatus), (status = 503, body = HealthStatus))
+    responses(
+        (status = 200, description = "Ready: the database answers and is migrated", body = HealthStatus),
+        (status = 503, description = "Starting, draining, or the database is unreachable (a short reason)", body = HealthStatus),
+    )
 )]
 async fn ready(State(state): State<AppState>) -> (StatusCode, Json<HealthStatus>) {
     let database = Some(match state.db.kind() {
@@ -67,12 +75,15 @@ async fn ready(State(state): State<AppState>) -> (StatusCode, Json<HealthStatus>
     if state.readiness.is_draining() {
         return unavailable("draining", "shutting down; not accepting new work".to_owned());
     }
+    // The reasons are short and fixed: anyone can read /ready, and database errors name hosts,
+    // users and databases. The detail is in the log.
     if !state.readiness.is_migrated() {
-        let reason = state
-            .readiness
-            .last_error()
-            .unwrap_or_else(|| "connecting to the database".to_owned());
-        return unavailable("starting", format!("database not ready: {reason}"));
+        let reason = if state.readiness.last_error().is_some() {
+            "database not ready: cannot connect or migrate yet (the server log has the error)"
+        } else {
+            "database not ready: connecting"
+        };
+        return unavailable("starting", reason.to_owned());
     }
     match tokio::time::timeout(DB_CHECK_TIMEOUT, state.db.ping()).await {
         Ok(Ok(())) => (
@@ -83,7 +94,16 @@ async fn ready(State(state): State<AppState>) -> (StatusCode, Json<HealthStatus>
                 database,
             }),
         ),
-        Ok(Err(err)) => unavailable("unavailable", format!("database unreachable: {err}")),
+        Ok(Err(err)) => {
+            tracing::warn!(
+                error = format!("{err:#}"),
+                "readiness check: the database does not answer"
+            );
+            unavailable(
+                "unavailable",
+                "database unreachable (the server log has the error)".to_owned(),
+            )
+        }
         Err(_) => unavailable(
             "unavailable",
             format!("database did not answer within {}s", DB_CHECK_TIMEOUT.as_secs()),

@@ -28,7 +28,7 @@ pub fn router() -> OpenApiRouter<AppState> {
     responses(
         (status = 200, description = "One page of tasks and the total that match", body = TaskPage),
         (status = 401, description = "Not logged in", body = ErrorBody),
-        (status = 422, description = "A query parameter is invalid (e.g. limit out of 1..=100)", body = ErrorBody),
+        (status = 422, description = "A query parameter is invalid (limit out of 1..=100, q over 200 characters, control characters)", body = ErrorBody),
     )
 )]
 async fn list_tasks(
@@ -48,7 +48,10 @@ async fn list_tasks(
     request_body = NewTask,
     responses(
         (status = 201, description = "Created", body = Task),
+        (status = 400, description = "The body is not valid JSON", body = ErrorBody),
         (status = 401, description = "Not logged in", body = ErrorBody),
+        (status = 413, description = "The body is larger than 64 KiB", body = ErrorBody),
+        (status = 415, description = "The body is not `application/json`", body = ErrorBody),
         (status = 422, description = "Invalid field", body = ErrorBody),
     )
 )]
@@ -67,9 +70,11 @@ async fn create_task(
     path = "/tasks/{id}",
     tag = "tasks",
     security(("bearer" = [])),
-    params(("id" = i64, Path, description = "Task id")),
+    params(("id" = i64, Path, description = "Task id", minimum = 1, example = 1)),
     responses(
         (status = 200, description = "The task", body = Task),
+        (status = 400, description = "The id is not a positive integer (`invalid_id`)", body = ErrorBody),
+        (status = 401, description = "Not logged in", body = ErrorBody),
         (status = 404, description = "No such task for this user", body = ErrorBody),
     )
 )]
@@ -83,11 +88,15 @@ async fn get_task(State(state): State<AppState>, auth: AuthUser, IdPath(id): IdP
     path = "/tasks/{id}",
     tag = "tasks",
     security(("bearer" = [])),
-    params(("id" = i64, Path, description = "Task id")),
+    params(("id" = i64, Path, description = "Task id", minimum = 1, example = 1)),
     request_body = TaskPatch,
     responses(
         (status = 200, description = "The updated task", body = Task),
+        (status = 400, description = "The id is not a positive integer, or the body is not valid JSON", body = ErrorBody),
+        (status = 401, description = "Not logged in", body = ErrorBody),
         (status = 404, description = "No such task for this user", body = ErrorBody),
+        (status = 413, description = "The body is larger than 64 KiB", body = ErrorBody),
+        (status = 415, description = "The body is not `application/json`", body = ErrorBody),
         (status = 422, description = "Invalid field", body = ErrorBody),
     )
 )]
@@ -106,9 +115,11 @@ async fn update_task(
     path = "/tasks/{id}",
     tag = "tasks",
     security(("bearer" = [])),
-    params(("id" = i64, Path, description = "Task id")),
+    params(("id" = i64, Path, description = "Task id", minimum = 1, example = 1)),
     responses(
         (status = 204, description = "Deleted"),
+        (status = 400, description = "The id is not a positive integer (`invalid_id`)", body = ErrorBody),
+        (status = 401, description = "Not logged in", body = ErrorBody),
         (status = 404, description = "No such task for this user", body = ErrorBody),
     )
 )]

@@ -4,13 +4,18 @@
 //! Ctrl-C (SIGINT, a person at a terminal) skips the drain pause.
 
 use std::{
-    future::{Future, IntoFuture},
+    future::Future,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
     time::Duration,
 };
 
-use anyhow::Context;
 use axum::Router;
-use tokio::net::TcpListener;
+use tokio::{net::TcpListener, sync::watch};
+
+use super::server::{self, ServerSettings};
 
 /// How the server was asked to stop.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,15 +45,18 @@ impl ShutdownPolicy {
     }
 }
 
-/// Logs `listening on http://ADDR` (tools read the port from it), serves `router` until
-/// `shutdown` resolves, then drains and stops as described in the module docs.
+/// Logs `listening on http://ADDR` (tools read the port from it), serves `router` (see
+/// [`super::server`] for the connection limits in `settings`) until `shutdown` resolves, then
+/// drains and stops as described in the module docs. While draining, answers carry
+/// `Connection: close`.
 ///
 /// `on_stop` runs as soon as the stop is requested (each service turns its /ready to 503 there);
 /// `release` runs once serving has ended, whether cleanly or not (the backend closes its database).
-/// An error when the server fails or in-flight requests outlive `policy.grace`.
+/// An error when in-flight requests outlive `policy.grace`.
 pub async fn serve_until_stopped(
     listener: TcpListener,
     router: Router,
+    settings: ServerSettings,
     policy: ShutdownPolicy,
     shutdown: impl Future<Output = Shutdown> + Send + 'static,
     on_stop: impl FnOnce() + Send + 'static,
@@ -56,23 +64,28 @@ pub async fn serve_until_stopped(
 ) -> anyhow::Result<()> {
     tracing::info!("listening on http://{}", listener.local_addr()?);
     let ShutdownPolicy { drain, grace } = policy;
+    let draining = Arc::new(AtomicBool::new(false));
+    let (stop_tx, stop_rx) = watch::channel(false);
     let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
-    let signal = async move {
-        let how = shutdown.await;
-        on_stop();
-        if how == Shutdown::Drain && !drain.is_zero() {
-            tracing::info!(
-                "shutdown requested: /ready now answers 503; still serving for {}s",
-                drain.as_secs()
-            );
-            tokio::time::sleep(drain).await;
-        }
-        tracing::info!("no longer accepting connections; finishing in-flight requests");
-        let _ = stopping_tx.send(());
+    let signal = {
+        let draining = draining.clone();
+        tokio::spawn(async move {
+            let how = shutdown.await;
+            // Before /ready turns 503, so whoever sees that also sees `Connection: close`.
+            draining.store(true, Ordering::SeqCst);
+            on_stop();
+            if how == Shutdown::Drain && !drain.is_zero() {
+                tracing::info!(
+                    "shutdown requested: /ready now answers 503; still serving for {}s",
+                    drain.as_secs()
+                );
+                tokio::time::sleep(drain).await;
+            }
+            tracing::info!("no longer accepting connections; finishing in-flight requests");
+            let _ = stop_tx.send(true);
+            let _ = stopping_tx.send(());
+        })
     };
-    let server = axum::serve(listener, router)
-        .with_graceful_shutdown(signal)
-        .into_future();
     let deadline = async move {
         // If the server ends on its own the sender is dropped; then there is nothing to time.
         if stopping_rx.await.is_err() {
@@ -81,12 +94,13 @@ pub async fn serve_until_stopped(
         tokio::time::sleep(grace).await;
     };
     let result = tokio::select! {
-        served = server => served.context("the HTTP server failed"),
+        () = server::serve(listener, router, settings, draining, stop_rx) => Ok(()),
         () = deadline => Err(anyhow::anyhow!(
             "in-flight requests did not finish within {}s (SHUTDOWN_TIMEOUT_SECONDS); stopping anyway",
             grace.as_secs()
         )),
     };
+    signal.abort();
     release.await;
     if result.is_ok() {
         tracing::info!("stopped cleanly");

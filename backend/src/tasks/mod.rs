@@ -23,6 +23,9 @@ pub const MAX_TAG_CHARS: usize = 32;
 pub const DEFAULT_LIMIT: u32 = 20;
 /// Largest page size.
 pub const MAX_LIMIT: u32 = 100;
+/// Longest search text (`q`), in characters: the web UI caps its search box at the same length,
+/// and a longer pattern only makes SQLite's LIKE slower (at ~50,000 it refuses outright).
+pub const MAX_QUERY_CHARS: usize = 200;
 
 /// How urgent a task is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
@@ -60,6 +63,7 @@ impl Priority {
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Task {
     /// Numeric id.
+    #[schema(minimum = 1)]
     pub id: i64,
     /// Short title.
     pub title: String,
@@ -183,11 +187,13 @@ pub enum SortOrder {
 pub struct ListQuery {
     /// `all` (default), `pending` or `completed`.
     pub status: Option<StatusFilter>,
-    /// Text to find in the title or description (case-insensitive).
+    /// Text to find in the title or description (case-insensitive), up to 200 characters.
+    #[param(max_length = 200)]
     pub q: Option<String>,
     /// Only this priority.
     pub priority: Option<Priority>,
-    /// Only tasks with this tag.
+    /// Only tasks with this tag (up to 32 characters).
+    #[param(max_length = 32)]
     pub tag: Option<String>,
     /// Only tasks due on or after this date (`YYYY-MM-DD`).
     pub due_from: Option<String>,
@@ -198,8 +204,10 @@ pub struct ListQuery {
     /// `asc` or `desc` (default).
     pub order: Option<SortOrder>,
     /// Page size, 1 to 100 (default 20).
+    #[param(minimum = 1, maximum = 100, value_type = Option<i64>)]
     pub limit: Option<u32>,
-    /// Tasks to skip (default 0).
+    /// Tasks to skip (default 0; at most 4294967295).
+    #[param(minimum = 0, value_type = Option<i64>)]
     pub offset: Option<u32>,
 }
 
@@ -237,17 +245,67 @@ fn check_description(raw: Option<String>) -> ApiResult<Option<String>> {
             "description must be at most {MAX_DESCRIPTION_CHARS} characters long"
         )));
     }
+    // Line breaks and tabs are text; other control characters (NUL above all, which PostgreSQL
+    // refuses and SQLite would store) are not.
+    if description
+        .chars()
+        .any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
+    {
+        return Err(ApiError::validation(
+            "description must not contain control characters other than line breaks and tabs",
+        ));
+    }
     Ok(Some(description))
 }
 
+/// A due date: exactly `YYYY-MM-DD`, a real day of the years 1 to 9999.
 fn check_due_date(raw: Option<String>) -> ApiResult<Option<String>> {
     let Some(raw) = raw else { return Ok(None) };
+    let invalid = || ApiError::validation(format!("due_date must be a date like 2030-12-31 (got {raw:?})"));
+    let text = raw.trim();
+    let shape = text.len() == 10
+        && text.bytes().enumerate().all(|(i, b)| {
+            if i == 4 || i == 7 {
+                b == b'-'
+            } else {
+                b.is_ascii_digit()
+            }
+        });
+    if !shape {
+        return Err(invalid());
+    }
     let format = time::macros::format_description!("[year]-[month]-[day]");
-    let date = time::Date::parse(raw.trim(), &format)
-        .map_err(|_| ApiError::validation(format!("due_date must be a date like 2030-12-31 (got {raw:?})")))?;
-    date.format(&format)
-        .map(Some)
-        .map_err(|err| ApiError::Internal(err.into()))
+    let date = time::Date::parse(text, &format).map_err(|_| invalid())?;
+    if date.year() < 1 {
+        return Err(invalid());
+    }
+    Ok(Some(text.to_owned()))
+}
+
+/// The search text and tag filter of a list: bounded, and free of control characters (a NUL
+/// is refused by PostgreSQL and would be matched by SQLite: both engines now answer 422).
+fn check_filters(query: &ListQuery) -> ApiResult<()> {
+    let invalid = |message: String| ApiError::Unprocessable {
+        code: "invalid_query",
+        message,
+    };
+    if let Some(q) = &query.q {
+        if q.chars().count() > MAX_QUERY_CHARS {
+            return Err(invalid(format!("q must be at most {MAX_QUERY_CHARS} characters long")));
+        }
+        if q.chars().any(char::is_control) {
+            return Err(invalid("q must not contain control characters".to_owned()));
+        }
+    }
+    if let Some(tag) = &query.tag {
+        if tag.chars().count() > MAX_TAG_CHARS {
+            return Err(invalid(format!("tag must be at most {MAX_TAG_CHARS} characters long")));
+        }
+        if tag.chars().any(char::is_control) {
+            return Err(invalid("tag must not contain control characters".to_owned()));
+        }
+    }
+    Ok(())
 }
 
 fn check_tags(raw: Vec<String>) -> ApiResult<Vec<String>> {
@@ -484,6 +542,7 @@ pub async fn list(db: &Db, user_id: i64, query: ListQuery) -> ApiResult<TaskPage
             message: format!("limit must be between 1 and {MAX_LIMIT}"),
         });
     }
+    check_filters(&query)?;
     for (name, value) in [("due_from", &query.due_from), ("due_to", &query.due_to)] {
         if check_due_date(value.clone()).is_err() {
             return Err(ApiError::Unprocessable {
@@ -612,7 +671,18 @@ mod tests {
             check_due_date(Some("2030-12-31".into())).unwrap().as_deref(),
             Some("2030-12-31")
         );
-        for bad in ["2030-02-30", "31/12/2030", "2030-1-1", "tomorrow", ""] {
+        for bad in [
+            "2030-02-30",
+            "31/12/2030",
+            "2030-1-1",
+            "tomorrow",
+            "",
+            "-001-01-01",
+            "-0001-01-01",
+            "0000-01-01",
+            "+2030-01-01",
+            "20300-01-01",
+        ] {
             assert!(check_due_date(Some(bad.into())).is_err(), "{bad:?}");
         }
     }

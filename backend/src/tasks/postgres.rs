@@ -7,7 +7,10 @@ use sqlx::{Postgres as Pg, Row, postgres::PgRow, query::Query};
 use super::{
     Bind, ListSql, Placeholders, Sql, Task, TaskPage, TaskRow, ValidPatch, ValidTask, not_found, tags_of, task_columns,
 };
-use crate::{db::postgres::Postgres, error::ApiResult};
+use crate::{
+    db::postgres::Postgres,
+    error::{ApiResult, account_gone},
+};
 
 impl Sql {
     fn query(&self) -> Query<'_, Pg, sqlx::postgres::PgArguments> {
@@ -56,7 +59,15 @@ pub(super) async fn create(db: &Postgres, user_id: i64, new: ValidTask) -> ApiRe
     .bind(new.now)
     .bind(&new.tags)
     .fetch_one(db.pool())
-    .await?;
+    .await
+    .map_err(|err| {
+        // The account was deleted between the token check and this write.
+        if err.as_database_error().is_some_and(|e| e.is_foreign_key_violation()) {
+            account_gone()
+        } else {
+            err.into()
+        }
+    })?;
     task_row(&row, 8)?.into_task()
 }
 

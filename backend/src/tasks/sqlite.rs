@@ -6,7 +6,10 @@ use rusqlite::{Connection, Row, ToSql, params, params_from_iter, types::ToSqlOut
 use super::{
     Bind, ListSql, Placeholders, Task, TaskPage, TaskRow, ValidPatch, ValidTask, not_found, tags_of, task_columns,
 };
-use crate::{db::sqlite::Sqlite, error::ApiResult};
+use crate::{
+    db::sqlite::Sqlite,
+    error::{ApiResult, account_gone},
+};
 
 impl ToSql for Bind {
     fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
@@ -59,7 +62,7 @@ pub(super) async fn create(db: &Sqlite, user_id: i64, new: ValidTask) -> ApiResu
                 task_columns!(),
                 ", NULL"
             ))?;
-            let mut row = insert.query_row(
+            let inserted = insert.query_row(
                 params![
                     user_id,
                     new.title,
@@ -69,7 +72,17 @@ pub(super) async fn create(db: &Sqlite, user_id: i64, new: ValidTask) -> ApiResu
                     new.now
                 ],
                 |row| task_row(row, 8),
-            )?;
+            );
+            let mut row = match inserted {
+                // The account was deleted between the token check and this write.
+                Err(err)
+                    if err.sqlite_error().map(|e| e.extended_code)
+                        == Some(rusqlite::ffi::SQLITE_CONSTRAINT_FOREIGNKEY) =>
+                {
+                    return Err(account_gone());
+                }
+                other => other?,
+            };
             insert_tags(conn, row.id, &new.tags)?;
             row.tags = new.tags;
             Ok(row)

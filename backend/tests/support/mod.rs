@@ -148,6 +148,14 @@ impl TestApp {
         format!("{}{path}", self.base)
     }
 
+    /// The name of the test's PostgreSQL database (`None` on SQLite).
+    pub fn postgres_database(&self) -> Option<&str> {
+        match &self._db {
+            TestDb::Postgres { name } => Some(name),
+            TestDb::Sqlite(_) => None,
+        }
+    }
+
     /// Sends a request with an optional bearer token and JSON body; returns status and JSON body
     /// (`Value::Null` when the body is empty or not JSON).
     pub async fn call(

@@ -138,16 +138,24 @@ async fn login(
     Ok((status, page).into_response())
 }
 
-/// Forgets the session and the CSRF token (the next page issues a new one).
+/// Ends the session: the backend revokes the token (so a copy of the cookie stops working too),
+/// then the browser forgets it and the CSRF token (the next page issues a new one).
 async fn logout(
     axum::extract::State(state): axum::extract::State<AppState>,
+    api: Api,
     CsrfForm(_): CsrfForm<EmptyForm>,
-) -> Response {
+) -> AppResult<Response> {
+    match api.logout().await {
+        // Already logged out or expired: nothing left to revoke.
+        Ok(()) | Err(BackendError::Unauthorized(_)) => {}
+        // Keep the cookie: the token still works, and the user should know logging out failed.
+        Err(err) => return Err(err.into()),
+    }
     let mut response = Redirect::to("/login").into_response();
     let headers = response.headers_mut();
     headers.append(header::SET_COOKIE, state.cookies.clear(SESSION_COOKIE));
     headers.append(header::SET_COOKIE, state.cookies.clear(CSRF_COOKIE));
-    response
+    Ok(response)
 }
 
 /// Stores the token in the session cookie and goes to the task list.

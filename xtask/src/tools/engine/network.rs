@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use serde::Deserialize;
 
-use crate::engine::Engine;
+use crate::tools::engine::Engine;
 
 /// Podman's network backend, as `podman info` names it (`host.networkBackend`).
 #[derive(Debug, Clone, PartialEq, Eq)]

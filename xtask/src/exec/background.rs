@@ -20,7 +20,7 @@ use nix::{
 };
 use xshell::Cmd;
 
-use crate::probe::{collect, drain};
+use crate::exec::probe::{collect, drain};
 
 /// How long a program may take to exit after SIGTERM before it is killed.
 pub const STOP_GRACE: Duration = Duration::from_secs(5);

@@ -1,5 +1,5 @@
 -- The chat assistant's conversations and their messages, per user. Same shapes as
--- migrations/sqlite/0002_chat.sql. `actions` is the JSON array of the tool calls an assistant
+-- migrations/sqlite/0004_chat.sql. `actions` is the JSON array of the tool calls an assistant
 -- message made ([{tool, arguments, result}]), NULL on user messages; stored as text so both
 -- engines read it the same way.
 CREATE TABLE conversations (

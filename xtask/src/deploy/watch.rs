@@ -1,0 +1,262 @@
+//! Watching the rollout while Helm waits: the pods and events every [`POLL_INTERVAL`], a line
+//! of progress when it changes, and the diagnosis as soon as a failure is certain — then the
+//! evidence is kept and Helm is stopped, so it marks the revision failed and rolls back.
+
+use std::{
+    path::Path,
+    process::ExitStatus,
+    thread,
+    time::{Duration, Instant},
+};
+
+use anyhow::bail;
+use nix::sys::signal::Signal;
+use xshell::{Cmd, Shell};
+
+use super::{
+    Deploy, Outcome,
+    bundle::{Evidence, crash_log},
+    diagnose::{self, Cause, Problem},
+};
+use crate::{
+    exec::background::Background,
+    images::BuildRecord,
+    k8s::{
+        node_images::Loader,
+        objects::{self, Event, Pod},
+        release::Release,
+    },
+    progress::human,
+    redact::Redactor,
+    timestamps,
+    tools::helm::Helm,
+};
+
+/// How often the pods are looked at while Helm waits.
+pub const POLL_INTERVAL: Duration = Duration::from_secs(2);
+/// Lines of a crashed container's previous log shown with the diagnosis.
+pub const CRASH_LOG_LINES: u32 = 30;
+
+/// What the pods looked like at one moment.
+pub(super) struct Snapshot {
+    pods_json: String,
+    events_json: String,
+    pods: Vec<Pod>,
+    events: Vec<Event>,
+}
+
+/// One rollout under watch: the deploy's settings, where it goes, and what it found so far.
+pub(super) struct Rollout<'a> {
+    pub deploy: &'a Deploy,
+    pub sh: &'a Shell,
+    pub release: &'a Release,
+    pub helm: &'a Helm,
+    pub redactor: &'a Redactor,
+    pub outcome: &'a mut Outcome,
+}
+
+impl Rollout<'_> {
+    /// Runs Helm in the background and watches the pods until Helm succeeds, or a failure is
+    /// certain (then Helm is stopped and rolls back), or Helm gives up. Returns the final pods.
+    pub fn watch(&mut self, loader: &Loader, record: &BuildRecord, upgrade: Cmd<'_>) -> anyhow::Result<Vec<Pod>> {
+        eprintln!("$ {upgrade}");
+        let started = Instant::now();
+        let mut helm_run = Background::start(upgrade)?;
+        let hint = |image: &str| loader.hint_for(record, image);
+        // Helm ends at its own --timeout (plus its rollback); this only guards against a hang.
+        let give_up = started + self.deploy.timeout * 2 + Duration::from_secs(120);
+        let mut shown = String::new();
+        let mut last: Option<Snapshot> = None;
+        let mut unreadable = false;
+        loop {
+            if let Some(status) = helm_run.try_finished()? {
+                return self.helm_finished(status, &helm_run, last.as_ref(), &hint);
+            }
+            if Instant::now() > give_up {
+                helm_run.stop();
+                bail!(
+                    "helm did not finish within {}; the release may be left pending: run again with --recover",
+                    human(give_up - started)
+                );
+            }
+            match snapshot(self.sh, self.release) {
+                Ok(now) => {
+                    if let Some(problem) = diagnose::diagnose(&now.pods, &now.events, timestamps::now_unix(), &hint) {
+                        return Err(self.stop_early(problem, &now, helm_run));
+                    }
+                    let line = diagnose::progress(&now.pods);
+                    if line != shown {
+                        eprintln!("    {line} ({})", human(started.elapsed()));
+                        shown = line;
+                    }
+                    last = Some(now);
+                }
+                Err(err) if !unreadable => {
+                    eprintln!("    (cannot read the pods right now: {err:#}; Helm keeps waiting)");
+                    unreadable = true;
+                }
+                Err(_) => {}
+            }
+            let next = Instant::now() + POLL_INTERVAL;
+            while Instant::now() < next && helm_run.try_finished()?.is_none() {
+                thread::sleep(Duration::from_millis(100));
+            }
+        }
+    }
+
+    /// Helm ended by itself: success, or it gave up (its timeout, a rendering or API error).
+    fn helm_finished(
+        &mut self,
+        status: ExitStatus,
+        helm_run: &Background,
+        last: Option<&Snapshot>,
+        hint: &dyn Fn(&str) -> Option<String>,
+    ) -> anyhow::Result<Vec<Pod>> {
+        let helm_output = show_helm_output(helm_run, self.redactor);
+        if status.success() {
+            return Ok(snapshot(self.sh, self.release).map(|s| s.pods).unwrap_or_default());
+        }
+        let now = snapshot(self.sh, self.release).ok();
+        let problem = [now.as_ref(), last]
+            .into_iter()
+            .flatten()
+            .find_map(|s| diagnose::diagnose(&s.pods, &s.events, timestamps::now_unix(), hint));
+        let helm_error = helm_error_line(&helm_output).unwrap_or_else(|| format!("helm exited with {status}"));
+        let during = last.or(now.as_ref());
+        Err(self.fail(problem, during, &helm_output, helm_error))
+    }
+
+    /// A failure is certain while Helm still waits: keep the evidence, then stop Helm (which
+    /// marks the release failed and rolls it back).
+    fn stop_early(&mut self, problem: Problem, now: &Snapshot, mut helm_run: Background) -> anyhow::Error {
+        let error = self.fail(Some(problem), Some(now), "", String::new());
+        eprintln!(
+            "==> stopping helm: it marks the revision failed and rolls back ({})",
+            self.helm.rollback_on_failure_flag()
+        );
+        let _ = helm_run.signal(Signal::SIGTERM);
+        let finished = helm_run.wait_for(self.deploy.timeout + Duration::from_secs(30));
+        let helm_output = show_helm_output(&helm_run, self.redactor);
+        if let Some(dir) = &self.outcome.diagnostics {
+            let _ = std::fs::write(Path::new(dir).join("helm-output.txt"), &helm_output);
+        }
+        if !matches!(finished, Ok(Some(_))) {
+            helm_run.stop();
+            eprintln!(
+                "    helm did not finish its rollback in time; if `cargo xtask status` shows the release \
+                 pending, run `cargo xtask deploy --recover`"
+            );
+        }
+        error
+    }
+
+    /// Prints the diagnosis (with a crashed container's log), writes the bundle, and returns the
+    /// one-line error.
+    fn fail(
+        &mut self,
+        problem: Option<Problem>,
+        during: Option<&Snapshot>,
+        helm_output: &str,
+        helm_error: String,
+    ) -> anyhow::Error {
+        let summary = match &problem {
+            Some(problem) => self.explain(problem),
+            None => {
+                eprintln!("==> helm failed: {}", self.redactor.redact(&helm_error));
+                format!("helm failed: {helm_error}\n")
+            }
+        };
+        let evidence = Evidence {
+            summary,
+            pods_during_rollout: during.map(|s| s.pods_json.clone()),
+            events_during_rollout: during.map(|s| s.events_json.clone()),
+            helm_output: (!helm_output.is_empty()).then(|| helm_output.to_owned()),
+        };
+        match self
+            .deploy
+            .write_bundle(self.sh, self.release, self.helm, self.redactor, &evidence)
+        {
+            Ok(dir) => {
+                eprintln!("    diagnostics: {dir}");
+                self.outcome.diagnostics = Some(dir);
+            }
+            Err(err) => eprintln!("    (could not write the diagnostics bundle: {err:#})"),
+        }
+        let message = match &problem {
+            Some(problem) => format!("{}; what to do: {}", problem.reason, problem.fix),
+            None => format!("helm upgrade failed: {helm_error}"),
+        };
+        self.outcome.problem = problem;
+        anyhow::anyhow!(self.redactor.redact(&message))
+    }
+
+    /// Prints a recognised problem (a crashed container with its last log lines) and returns the
+    /// bundle's summary of it.
+    fn explain(&self, problem: &Problem) -> String {
+        let redactor = self.redactor;
+        eprintln!("==> the rollout cannot succeed: {}", redactor.redact(&problem.reason));
+        eprintln!("    Kubernetes says: {}", redactor.redact(&problem.evidence));
+        let mut summary = format!(
+            "{}\nKubernetes says: {}\nwhat to do: {}\n",
+            problem.reason, problem.evidence, problem.fix
+        );
+        if let (Cause::Crashed { .. }, Some(container)) = (&problem.cause, &problem.container) {
+            let log = crash_log(self.sh, self.release, &problem.pod, container, CRASH_LOG_LINES);
+            let log = redactor.redact(&log);
+            eprintln!("    last {CRASH_LOG_LINES} lines of its previous run:");
+            for line in log.lines() {
+                eprintln!("      | {line}");
+            }
+            summary.push_str(&format!("\nlast {CRASH_LOG_LINES} lines of its previous run:\n{log}\n"));
+        }
+        eprintln!("    what to do: {}", redactor.redact(&problem.fix));
+        summary
+    }
+}
+
+/// The release's pods and the namespace's events, now.
+fn snapshot(sh: &Shell, release: &Release) -> anyhow::Result<Snapshot> {
+    let selector = release.selector();
+    let pods_json = release.query(sh, &["get", "pods", "-l", &selector, "-o", "json"])?;
+    let events_json = release.query(sh, &["get", "events", "-o", "json"])?;
+    Ok(Snapshot {
+        pods: objects::parse_items(&pods_json, "pods")?,
+        events: objects::parse_items(&events_json, "events")?,
+        pods_json,
+        events_json,
+    })
+}
+
+/// Prints what Helm wrote (secrets scrubbed) on stderr, indented; returns it.
+fn show_helm_output(helm_run: &Background, redactor: &Redactor) -> String {
+    let (stdout, stderr) = helm_run.output();
+    let text = redactor.redact(&format!("{stdout}{stderr}"));
+    for line in text.lines().filter(|line| !line.trim().is_empty()) {
+        eprintln!("    helm: {line}");
+    }
+    text
+}
+
+/// Helm's `Error: ...` line.
+fn helm_error_line(output: &str) -> Option<String> {
+    output
+        .lines()
+        .rev()
+        .find(|line| line.starts_with("Error:"))
+        .map(|line| line.trim_start_matches("Error:").trim().to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn helm_errors_are_found() {
+        let output = "Release \"todo\" has been cancelled.\nError: UPGRADE FAILED: context canceled\n";
+        assert_eq!(
+            helm_error_line(output).as_deref(),
+            Some("UPGRADE FAILED: context canceled")
+        );
+        assert_eq!(helm_error_line("all fine"), None);
+    }
+}
