@@ -9,7 +9,10 @@ use xshell::Shell;
 
 use crate::{
     exec::probe::{self, PROBE_TIMEOUT},
-    k8s::release::{Access, ReleaseArgs, Revision},
+    k8s::{
+        release::{Access, ReleaseArgs},
+        revisions::Revision,
+    },
     tools::helm::Helm,
 };
 

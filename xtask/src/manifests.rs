@@ -77,6 +77,21 @@ pub fn container_spec(
         image: text(&container["image"]).to_owned(),
         ..ContainerSpec::default()
     };
+    resolve_env(documents, container, secrets, &mut spec)?;
+    read_security(pod, container, &mut spec);
+    read_mounts(pod, container, &mut spec)?;
+    spec.service_names = selecting_services(documents, deployment);
+    Ok(spec)
+}
+
+/// The container's environment as the kubelet builds it: `envFrom` first, then `env`, every
+/// ConfigMap and Secret reference resolved.
+fn resolve_env(
+    documents: &[Value],
+    container: &Value,
+    secrets: &BTreeMap<String, String>,
+    spec: &mut ContainerSpec,
+) -> anyhow::Result<()> {
     for source in container["envFrom"].as_array().into_iter().flatten() {
         if let Some(name) = source["configMapRef"]["name"].as_str() {
             spec.env.extend(object_data(documents, "ConfigMap", name)?);
@@ -105,7 +120,12 @@ pub fn container_spec(
         };
         spec.env.insert(name, value);
     }
+    Ok(())
+}
 
+/// The user, read-only root filesystem, privilege escalation and capabilities (the container's
+/// security context over the pod's).
+fn read_security(pod: &Value, container: &Value, spec: &mut ContainerSpec) {
     let security = |field: &str| {
         let own = &container["securityContext"][field];
         if own.is_null() {
@@ -123,7 +143,10 @@ pub fn container_spec(
     spec.drop_all_capabilities = container["securityContext"]["capabilities"]["drop"]
         .as_array()
         .is_some_and(|d| d.iter().any(|c| c == "ALL"));
+}
 
+/// The writable paths: `emptyDir` scratch space and PersistentVolumeClaims.
+fn read_mounts(pod: &Value, container: &Value, spec: &mut ContainerSpec) -> anyhow::Result<()> {
     let volumes = pod["volumes"].as_array().cloned().unwrap_or_default();
     for mount in container["volumeMounts"].as_array().into_iter().flatten() {
         let path = text(&mount["mountPath"]).to_owned();
@@ -137,15 +160,20 @@ pub fn container_spec(
             spec.persistent_paths.push((claim.to_owned(), path));
         }
     }
+    Ok(())
+}
 
+/// The names of the Services whose selector picks the Deployment's pods.
+fn selecting_services(documents: &[Value], deployment: &Value) -> Vec<String> {
+    let mut names = Vec::new();
     let labels = &deployment["spec"]["template"]["metadata"]["labels"];
     for service in documents.iter().filter(|d| d["kind"] == "Service") {
         let selector = service["spec"]["selector"].as_object();
         if selector.is_some_and(|s| !s.is_empty() && s.iter().all(|(k, v)| &labels[k] == v)) {
-            spec.service_names.push(text(&service["metadata"]["name"]).to_owned());
+            names.push(text(&service["metadata"]["name"]).to_owned());
         }
     }
-    Ok(spec)
+    names
 }
 
 fn text(value: &Value) -> &str {

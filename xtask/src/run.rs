@@ -40,9 +40,9 @@ pub struct Run {
     /// frontend` or a test run) instead of building them first.
     #[arg(long)]
     pub no_build: bool,
-    /// Where the SQLite file and the JWT secret live (created if missing).
-    #[arg(long, default_value = "target/run")]
-    pub data_dir: PathBuf,
+    /// Where the SQLite file and the JWT secret live (created if missing) [default: target/run].
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
     /// Run the smoke checks against the running pair, stop both, and exit with the result.
     #[arg(long)]
     pub smoke: bool,
@@ -78,7 +78,11 @@ impl Run {
                 );
             }
         }
-        let data_dir = sh.current_dir().join(&self.data_dir);
+        // A path typed by the user is taken from where they are, like every path argument.
+        let data_dir = self
+            .data_dir
+            .as_deref()
+            .map_or_else(|| crate::target_dir().join("run"), crate::from_caller);
         std::fs::create_dir_all(&data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
         let jwt_secret = jwt_secret(&data_dir)?;
 
@@ -137,7 +141,11 @@ impl Run {
         }
         eprintln!(
             "\n    Todo is running at {frontend_url}\n    (API {backend_url}, data in {}). Press Ctrl-C to stop.\n",
-            self.data_dir.display()
+            // Shown relative to the project when inside it, as before.
+            data_dir
+                .strip_prefix(crate::project_root())
+                .unwrap_or(data_dir)
+                .display()
         );
         if self.smoke {
             let target = smoke::Target {

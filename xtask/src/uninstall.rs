@@ -67,57 +67,60 @@ impl Uninstall {
         let runner = Runner::new(self.dry_run);
         let release = self.target.resolve(sh, Access::Change)?;
         let helm = Helm::find(sh)?;
-        let name = release.name.as_str();
-        let installed = release.history(sh, &helm)?.is_some();
-        let stored = if installed {
-            let manifest = release.query_helm(sh, &helm, &["get", "manifest", name])?;
-            stored_claims(&manifest)?
+        let data = Data::of(sh, &release, &helm)?;
+        if self.purge {
+            self.purge(sh, runner, &release, &helm, &data)
         } else {
-            Vec::new()
-        };
-        let selector = release.selector();
-        let mut claims =
-            live_claims(&release.query(sh, &["get", "persistentvolumeclaims", "-l", &selector, "-o", "json"])?)?;
-        for claim in &stored {
-            if !claims.contains(&claim.name) {
-                claims.push(claim.name.clone());
-            }
+            self.uninstall_keeping_data(sh, runner, &release, &helm, &data)
         }
+    }
 
-        if !self.purge {
-            let doomed: Vec<&str> = stored.iter().filter(|c| !c.kept).map(|c| c.name.as_str()).collect();
-            if !doomed.is_empty() {
-                bail!(
-                    "helm uninstall would delete the data in PersistentVolumeClaim {} (release {name} was deployed \
-                     with database.sqlite.keepOnUninstall=false). Nothing was changed. To keep the data, deploy \
-                     once with --set database.sqlite.keepOnUninstall=true and uninstall again; to delete it, \
-                     use --purge",
-                    doomed.join(", ")
-                );
-            }
-            if !installed {
-                println!(
-                    "release {name} is not installed in namespace {}: nothing to uninstall",
-                    release.namespace
-                );
-                return Ok(());
-            }
-            step(&format!("helm uninstall {name}"), || {
-                helm_uninstall(sh, runner, &release, &helm, self.timeout)
-            })?;
-            let kept = if claims.is_empty() {
-                String::new()
-            } else {
-                format!("the data (PersistentVolumeClaim {}) and ", claims.join(", "))
-            };
+    /// `helm uninstall`, refused when Helm would delete the data; the data and the Secret stay.
+    fn uninstall_keeping_data(
+        &self,
+        sh: &Shell,
+        runner: Runner,
+        release: &Release,
+        helm: &Helm,
+        data: &Data,
+    ) -> anyhow::Result<()> {
+        let (name, installed, stored, claims) = (release.name.as_str(), data.installed, &data.stored, &data.claims);
+        let doomed: Vec<&str> = stored.iter().filter(|c| !c.kept).map(|c| c.name.as_str()).collect();
+        if !doomed.is_empty() {
+            bail!(
+                "helm uninstall would delete the data in PersistentVolumeClaim {} (release {name} was deployed \
+                 with database.sqlite.keepOnUninstall=false). Nothing was changed. To keep the data, deploy \
+                 once with --set database.sqlite.keepOnUninstall=true and uninstall again; to delete it, \
+                 use --purge",
+                doomed.join(", ")
+            );
+        }
+        if !installed {
             println!(
-                "release {name} uninstalled from namespace {}; kept {kept}Secret {SECRET_NAME}. \
-                 `cargo xtask deploy` picks them up again; `cargo xtask uninstall --purge` deletes them",
+                "release {name} is not installed in namespace {}: nothing to uninstall",
                 release.namespace
             );
             return Ok(());
         }
+        step(&format!("helm uninstall {name}"), || {
+            helm_uninstall(sh, runner, release, helm, self.timeout)
+        })?;
+        let kept = if claims.is_empty() {
+            String::new()
+        } else {
+            format!("the data (PersistentVolumeClaim {}) and ", claims.join(", "))
+        };
+        println!(
+            "release {name} uninstalled from namespace {}; kept {kept}Secret {SECRET_NAME}. \
+             `cargo xtask deploy` picks them up again; `cargo xtask uninstall --purge` deletes them",
+            release.namespace
+        );
+        Ok(())
+    }
 
+    /// Asks first (unless `--yes`), then removes the release, its data and the Secret.
+    fn purge(&self, sh: &Shell, runner: Runner, release: &Release, helm: &Helm, data: &Data) -> anyhow::Result<()> {
+        let (name, installed, claims) = (release.name.as_str(), data.installed, &data.claims);
         let what = if claims.is_empty() {
             format!("Secret {SECRET_NAME}")
         } else {
@@ -127,11 +130,11 @@ impl Uninstall {
             )
         };
         if !self.yes && !self.dry_run {
-            confirm(&release, &what)?;
+            confirm(release, &what)?;
         }
         if installed {
             step(&format!("helm uninstall {name}"), || {
-                helm_uninstall(sh, runner, &release, &helm, self.timeout)
+                helm_uninstall(sh, runner, release, helm, self.timeout)
             })?;
         }
         step("delete the data and the Secret", || {
@@ -140,7 +143,7 @@ impl Uninstall {
                     release
                         .kubectl(sh, WRITE_TIMEOUT)
                         .args(["delete", "persistentvolumeclaim"])
-                        .args(&claims)
+                        .args(claims)
                         .args(["--ignore-not-found", "--timeout=120s"]),
                 )?;
             }
@@ -160,6 +163,39 @@ impl Uninstall {
             release.namespace
         );
         Ok(())
+    }
+}
+
+/// What the release stores: whether it is installed, the claims its manifest holds (and whether
+/// Helm keeps each), and every claim of the release that exists.
+struct Data {
+    installed: bool,
+    stored: Vec<StoredClaim>,
+    claims: Vec<String>,
+}
+
+impl Data {
+    fn of(sh: &Shell, release: &Release, helm: &Helm) -> anyhow::Result<Self> {
+        let installed = release.history(sh, helm)?.is_some();
+        let stored = if installed {
+            let manifest = release.query_helm(sh, helm, &["get", "manifest", &release.name])?;
+            stored_claims(&manifest)?
+        } else {
+            Vec::new()
+        };
+        let selector = release.selector();
+        let mut claims =
+            live_claims(&release.query(sh, &["get", "persistentvolumeclaims", "-l", &selector, "-o", "json"])?)?;
+        for claim in &stored {
+            if !claims.contains(&claim.name) {
+                claims.push(claim.name.clone());
+            }
+        }
+        Ok(Self {
+            installed,
+            stored,
+            claims,
+        })
     }
 }
 
@@ -199,12 +235,19 @@ fn confirm(release: &Release, what: &str) -> anyhow::Result<()> {
 
 /// The claims in `helm get manifest` and whether Helm keeps each.
 pub fn stored_claims(manifest: &str) -> anyhow::Result<Vec<StoredClaim>> {
-    Ok(manifests::parse_documents(manifest)?
-        .iter()
-        .filter(|document| document["kind"] == "PersistentVolumeClaim")
+    // A document of another kind does not read as a claim (k8s-openapi checks `kind`).
+    let claims = manifests::parse_documents(manifest)?
+        .into_iter()
+        .filter_map(|document| serde_json::from_value::<PersistentVolumeClaim>(document).ok());
+    Ok(claims
         .map(|claim| StoredClaim {
-            name: claim["metadata"]["name"].as_str().unwrap_or_default().to_owned(),
-            kept: claim["metadata"]["annotations"][KEEP_ANNOTATION] == "keep",
+            name: objects::name(&claim.metadata).to_owned(),
+            kept: claim
+                .metadata
+                .annotations
+                .as_ref()
+                .and_then(|annotations| annotations.get(KEEP_ANNOTATION))
+                .is_some_and(|policy| policy == "keep"),
         })
         .collect())
 }

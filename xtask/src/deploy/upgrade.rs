@@ -10,7 +10,10 @@ use super::Deploy;
 use crate::{
     exec::runner::Runner,
     images::{ImageRecord, Service},
-    k8s::release::{self, CHART_DIR, Release, ReleaseState},
+    k8s::{
+        release::{self, CHART_DIR, Release},
+        revisions::ReleaseState,
+    },
     tools::helm::Helm,
 };
 

@@ -6,4 +6,5 @@ pub mod node_images;
 pub mod objects;
 pub mod port_forward;
 pub mod release;
+pub mod revisions;
 pub mod secret;

@@ -12,7 +12,10 @@ pub use k8s_openapi::api::{
     core::v1::{Container, ContainerStatus, Event, Node, PersistentVolumeClaim, Pod, Secret, Service},
 };
 
-use crate::k8s::release::COMPONENT_LABEL;
+/// The label every object (and pod) of a release carries, with the release's name.
+pub const INSTANCE_LABEL: &str = "app.kubernetes.io/instance";
+/// The label naming the component: `backend`, `frontend`, `postgresql`.
+pub const COMPONENT_LABEL: &str = "app.kubernetes.io/component";
 
 /// The objects of a `kubectl get <kind> -o json` answer (a `List`; an empty one has no items).
 pub fn parse_items<T: DeserializeOwned>(json: &str, what: &str) -> anyhow::Result<Vec<T>> {

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use scraper::{Html, Selector};
 use ureq::{Agent, http::Uri};
 
-use super::report::StepError;
+use serde::Serialize;
 
 /// A response, with what was asked for.
 #[derive(Debug, Clone)]
@@ -40,6 +40,53 @@ impl Reply {
             body: body.into(),
         }
     }
+}
+
+/// The evidence of a failed step: the request, the answer, and the first lines of the body.
+#[derive(Debug, Clone, Serialize)]
+pub struct StepError {
+    /// What went wrong, in words.
+    pub message: String,
+    /// `METHOD URL` of the request that failed, if one did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request: Option<String>,
+    /// The HTTP status received, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+    /// The first lines of the response body.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub body: Option<String>,
+}
+
+impl StepError {
+    /// An error without a request (the request could not be made).
+    pub fn new(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            request: None,
+            status: None,
+            body: None,
+        }
+    }
+
+    /// An error showing the request and what came back.
+    pub fn from_reply(message: impl Into<String>, reply: &Reply) -> Self {
+        Self {
+            message: message.into(),
+            request: Some(reply.request.clone()),
+            status: Some(reply.status),
+            body: Some(first_lines(&reply.body, 8)),
+        }
+    }
+}
+
+fn first_lines(text: &str, n: usize) -> String {
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .take(n)
+        .map(|l| l.chars().take(200).collect::<String>())
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// A cookie-keeping HTTP client for one base URL.

@@ -12,7 +12,8 @@ pub mod client;
 pub mod report;
 pub mod scenario;
 
-pub use report::{Report, StepError, StepReport};
+pub use client::StepError;
+pub use report::{Report, StepReport};
 pub use scenario::{SESSION_COOKIE, Target, run_checks};
 
 use std::{path::PathBuf, time::Duration};

@@ -6,7 +6,7 @@ use std::{path::Path, time::Duration};
 use anyhow::Context;
 use serde::Serialize;
 
-use super::client::Reply;
+use super::client::StepError;
 use crate::progress::human;
 
 /// The outcome of a smoke run.
@@ -39,44 +39,6 @@ pub struct StepReport {
     /// Why it failed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<StepError>,
-}
-
-/// The evidence of a failed step: the request, the answer, and the first lines of the body.
-#[derive(Debug, Clone, Serialize)]
-pub struct StepError {
-    /// What went wrong, in words.
-    pub message: String,
-    /// `METHOD URL` of the request that failed, if one did.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub request: Option<String>,
-    /// The HTTP status received, if any.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub status: Option<u16>,
-    /// The first lines of the response body.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub body: Option<String>,
-}
-
-impl StepError {
-    /// An error without a request (the request could not be made).
-    pub fn new(message: impl Into<String>) -> Self {
-        Self {
-            message: message.into(),
-            request: None,
-            status: None,
-            body: None,
-        }
-    }
-
-    /// An error showing the request and what came back.
-    pub fn from_reply(message: impl Into<String>, reply: &Reply) -> Self {
-        Self {
-            message: message.into(),
-            request: Some(reply.request.clone()),
-            status: Some(reply.status),
-            body: Some(first_lines(&reply.body, 8)),
-        }
-    }
 }
 
 impl Report {
@@ -152,15 +114,6 @@ impl Report {
     pub fn failed_step(&self) -> Option<&StepReport> {
         self.steps.iter().find(|s| !s.ok)
     }
-}
-
-fn first_lines(text: &str, n: usize) -> String {
-    text.lines()
-        .filter(|l| !l.trim().is_empty())
-        .take(n)
-        .map(|l| l.chars().take(200).collect::<String>())
-        .collect::<Vec<_>>()
-        .join("\n")
 }
 
 #[cfg(test)]

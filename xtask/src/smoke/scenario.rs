@@ -7,8 +7,8 @@ use scraper::Selector;
 use serde::Deserialize;
 
 use super::{
-    client::{Browser, Reply},
-    report::{Report, StepError, StepReport},
+    client::{Browser, Reply, StepError},
+    report::{Report, StepReport},
 };
 
 /// The frontend's session cookie.

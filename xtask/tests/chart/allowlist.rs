@@ -28,7 +28,7 @@ impl Allow {
     }
 }
 
-/// The exceptions (see "Known conflicts" in manifest-rules.md).
+/// The exceptions (see "Known conflicts" in helm/POLICY.md).
 pub const ALLOWLIST: &[Allow] = &[
     Allow {
         rule: "R1.cpu-limit",

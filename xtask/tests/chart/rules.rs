@@ -1,4 +1,4 @@
-//! The rules of shared/reference/manifest-rules.md, one small function each, over a rendered
+//! The rules of helm/POLICY.md, one small function each, over a rendered
 //! manifest. A rule reports findings; the policy test subtracts the allowlist and fails on the rest.
 
 use std::{
@@ -68,7 +68,7 @@ impl Check<'_> {
 /// A rule: its id and the function that checks it.
 pub type Rule = (&'static str, fn(&mut Check<'_>));
 
-/// Every rule, in the order of manifest-rules.md. C1, C2, C3, C4 and C7 are whole-chart checks
+/// Every rule, in the order of helm/POLICY.md. C1, C2, C3, C4 and C7 are whole-chart checks
 /// with tests of their own; C5 is a CI-only version-bump check.
 pub const RULES: &[Rule] = &[
     ("PSS-B1", pss_b1_host_namespaces),

@@ -2,16 +2,14 @@
 //! end: the real binary with stand-ins for minikube, kubectl and helm alone on PATH, asserting the
 //! commands run, what is printed, and that secret values appear nowhere.
 
-mod support;
-
-use serde_json::Value;
-use support::{
+use crate::support::{
     cluster::{
         BACKEND_IMAGE, BACKEND_POD, FRONTEND_IMAGE, assert_in_order, assert_kubectl_is_explicit, assert_never,
         assert_no_secret, change, fixture, fixture_path, healthy, helm_args, not_found, query, write, xtask,
     },
     standins::{Program, Reply, Run, StandIns, run},
 };
+use serde_json::Value;
 
 const STATUS_STOPPED: &str = r#"{"Name":"minikube","Host":"Stopped","Kubelet":"Stopped","APIServer":"Stopped","Kubeconfig":"Stopped","Worker":false}"#;
 const START: &str = "minikube start --cpus=2 --memory=4096mb --addons=ingress --addons=metrics-server";
@@ -534,7 +532,7 @@ fn rotating_the_jwt_secret_patches_it_on_stdin_and_restarts_the_deployments() {
     assert_eq!(fresh.len(), 64);
     assert_ne!(
         fresh,
-        support::cluster::SECRET_VALUES[0],
+        crate::support::cluster::SECRET_VALUES[0],
         "a rotation makes a new secret"
     );
     assert_eq!(

@@ -1,16 +1,11 @@
-//! The Helm chart in helm/, held to the rules of shared/reference/manifest-rules.md without a
+//! The Helm chart in helm/, held to the rules of helm/POLICY.md without a
 //! cluster: every test runs the real `helm` (3 and 4, fetched into target/helm-dist by
 //! `cargo xtask test`) and checks what it renders.
 
-#[path = "chart/allowlist.rs"]
 mod allowlist;
-#[path = "chart/harness.rs"]
 mod harness;
-#[path = "chart/netpol.rs"]
 mod netpol;
-#[path = "chart/roundtrip.rs"]
 mod roundtrip;
-#[path = "chart/rules.rs"]
 mod rules;
 
 use std::collections::{BTreeMap, BTreeSet};

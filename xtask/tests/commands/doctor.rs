@@ -2,10 +2,11 @@
 //! runs and PATH set to the stand-ins alone. Each scenario asserts the table, the JSON, the exit
 //! code, and exactly which commands were run (all of them read-only queries).
 
-mod support;
-
+use crate::support::{
+    cluster::without,
+    standins::{Program, Reply, Run, StandIns, run},
+};
 use serde_json::Value;
-use support::standins::{Program, Reply, Run, StandIns, run};
 
 // ---------------------------------------------------------------------------------------------
 // Canned output, in the shapes the real tools print (see the parsers' unit tests for sources)
@@ -78,8 +79,8 @@ const GIB_IN_KIB: u64 = 1024 * 1024;
 
 /// `podman info --format json` of Podman 4.3.1 on Debian 12 (this project's CI machine), with
 /// `network_backend = "netavark"` in containers.conf, and as first used without netavark (CNI).
-const PODMAN_INFO_NETAVARK: &str = include_str!("fixtures/podman-info-4.3-netavark.json");
-const PODMAN_INFO_CNI: &str = include_str!("fixtures/podman-info-4.3-cni.json");
+const PODMAN_INFO_NETAVARK: &str = include_str!("../fixtures/podman-info-4.3-netavark.json");
+const PODMAN_INFO_CNI: &str = include_str!("../fixtures/podman-info-4.3-cni.json");
 
 /// Everything present, supported and running: Docker and Podman, kubectl within one minor of
 /// a running Minikube with the recommended addons, Helm 3, plenty of disk. kind and k3d are
@@ -143,11 +144,6 @@ fn change(programs: Vec<Program>, name: &str, change: impl FnOnce(Program) -> Pr
         .cloned()
         .expect("the scenario has this program");
     replace(programs, change(program))
-}
-
-/// `programs` without the one called `name` (so it is not on PATH at all).
-fn without(programs: Vec<Program>, name: &str) -> Vec<Program> {
-    programs.into_iter().filter(|program| program.name() != name).collect()
 }
 
 /// Runs `cargo xtask doctor [args]` (the built binary) against `programs`.

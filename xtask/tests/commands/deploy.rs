@@ -3,12 +3,9 @@
 //! their order, what is printed, the exit code and, for failures, the diagnosis, the fix, the
 //! diagnostics bundle and that no secret value appears anywhere.
 
-mod support;
-
 use std::{fs, path::Path};
 
-use serde_json::Value;
-use support::{
+use crate::support::{
     cluster::{
         BACKEND_IMAGE, BACKEND_POD, CANCELLED, FRONTEND_IMAGE, assert_in_order, assert_kubectl_is_explicit,
         assert_never, assert_no_secret, change, deployed_release_in, fixture, fixture_path, healthy, helm_args,
@@ -16,6 +13,7 @@ use support::{
     },
     standins::{Program, Reply, Run, StandIns},
 };
+use serde_json::Value;
 
 const BACKEND_ID: &str = "9f4c2b7e1d3a5c8e0b6f4a2d9c7e5b3a1f8d6c4e2a0b9d7f5e3c1a8b6d4f2e0a";
 const GIT_SHA: &str = "4b825dc642cb6eb9a060e54bf8d69288fbee4904";
@@ -741,7 +739,7 @@ fn port_forwards_are_stopped_also_when_one_fails() {
             )
             .on(
                 "--context minikube --namespace todo --request-timeout=0 port-forward service/todo-frontend *:3000 --address 127.0.0.1",
-                Reply::fail(1, "error: unable to forward port because pod is not running. Current status=Pending\n"),
+                Reply::fail(1, "error: unable to forward port because pod is not running. Current status=Pending\n").after_waiting("kubectl"),
             )
     });
     let images = fixture_path("images.json").display().to_string();
@@ -783,7 +781,7 @@ fn smoke_without_urls_reaches_the_release_through_port_forwards() {
             )
             .on(
                 "--context minikube --namespace todo --request-timeout=0 port-forward service/todo-frontend *:3000 --address 127.0.0.1",
-                Reply::fail(1, "error: services \"todo-frontend\" not found\n"),
+                Reply::fail(1, "error: services \"todo-frontend\" not found\n").after_waiting("kubectl"),
             )
     });
     let run = xtask(

@@ -1,9 +1,7 @@
 //! `cargo xtask build-images` without building anything: engine choice and its errors, and the
 //! exact commands of a dry run (a real build is exercised by `cargo xtask e2e`).
 
-mod support;
-
-use support::standins::{Program, Reply, StandIns, run};
+use crate::support::standins::{Program, Reply, StandIns, run};
 
 const XTASK: &str = env!("CARGO_BIN_EXE_xtask");
 

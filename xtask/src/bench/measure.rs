@@ -1,0 +1,222 @@
+//! One engine's measurement: its backend started on a fresh database (start-up time, memory),
+//! seeded, loaded closed-loop and open-loop, and — beside the first engine — the frontend.
+
+use std::{
+    path::Path,
+    sync::atomic::AtomicBool,
+    time::{Duration, Instant},
+};
+
+use serde_json::json;
+use xshell::Shell;
+
+use super::{
+    BENCH_DATABASE, Bench, Engine, fresh_postgres_database,
+    oha::{Load, Pace},
+    report::{BenchReport, EngineRun, Scenario, millis, scenario},
+    rss_mib, seed,
+};
+use crate::{
+    exec::service::{Logs, ServiceProcess},
+    progress::step,
+};
+
+/// How long a service may take to become ready.
+const READY_TIMEOUT: Duration = Duration::from_secs(30);
+/// The JWT secret of the benchmark's backend.
+const SECRET: &str = "bench-secret-bench-secret-bench-secret-0";
+
+/// What one measurement needs and what it records; the caller stops `services` afterwards,
+/// whatever happened.
+pub(super) struct Measure<'a> {
+    pub bench: &'a Bench,
+    pub sh: &'a Shell,
+    pub bin_dir: &'a Path,
+    pub data: &'a Path,
+    pub oha: &'a Path,
+    pub services: Vec<ServiceProcess>,
+    pub report: &'a mut BenchReport,
+}
+
+impl Measure<'_> {
+    /// Measures the backend on `engine` (and the frontend beside it when `with_frontend`).
+    pub fn engine(&mut self, engine: Engine, with_frontend: bool) -> anyhow::Result<EngineRun> {
+        let database_url = match engine {
+            Engine::Sqlite => format!("sqlite://{}/todo.db", self.data.display()),
+            Engine::Postgres => step(&format!("a fresh PostgreSQL database `{BENCH_DATABASE}`"), || {
+                fresh_postgres_database(self.sh, &self.bench.postgres_url)
+            })?,
+        };
+        let backend_name = format!("backend ({})", engine.name());
+        let (backend, startup_ms) = self.start(
+            "backend",
+            &[
+                ("LISTEN_ADDR", "127.0.0.1:0".to_owned()),
+                ("DATABASE_URL", database_url),
+                ("JWT_SECRET", SECRET.to_owned()),
+                ("LOG_FORMAT", "json".to_owned()),
+            ],
+        )?;
+        self.report.startup_ms.insert(backend_name.clone(), startup_ms);
+        self.report
+            .idle_rss_mib
+            .insert(backend_name.clone(), rss_mib(self.services[0].child.id())?);
+
+        let (reader, writer) = step("seed: a user with 100 tasks, and a user to write as", || seed(&backend))?;
+        let tasks = format!("{backend}/api/v1/tasks");
+        let prefix = engine.name();
+        let health = self.row(
+            format!("{prefix}: GET /health"),
+            self.closed(format!("{backend}/health"), None, false),
+        )?;
+        let list = self.row(
+            format!("{prefix}: GET /api/v1/tasks?limit=20 (of 100)"),
+            self.closed(format!("{tasks}?limit=20"), Some(&reader), false),
+        )?;
+        let (mixed_list, mixed_create) = self.open_loop(prefix, &tasks, &reader, &writer)?;
+        // After the open loop: the closed-loop create row writes as fast as it can (tens of
+        // thousands of rows), and the checkpoints of that burst would otherwise land in the
+        // latency row, which is meant to measure the steady 2,000 req/s.
+        let create = self.row(
+            format!("{prefix}: POST /api/v1/tasks"),
+            self.closed(tasks.clone(), Some(&writer), true),
+        )?;
+        if with_frontend {
+            self.frontend(&backend, &reader)?;
+        }
+        let loaded_rss_mib = rss_mib(self.services[0].child.id())?;
+        self.report.loaded_rss_mib.insert(backend_name, loaded_rss_mib);
+        Ok(EngineRun {
+            engine,
+            health,
+            list,
+            create,
+            mixed_list,
+            mixed_create,
+            startup_ms,
+            loaded_rss_mib,
+        })
+    }
+
+    /// Starts one of the app's binaries and waits until it is ready; returns its URL and how
+    /// long that took.
+    fn start(&mut self, name: &'static str, env: &[(&str, String)]) -> anyhow::Result<(String, f64)> {
+        let stop = AtomicBool::new(false);
+        let started = Instant::now();
+        self.services.push(ServiceProcess::start(
+            name,
+            &self.bin_dir.join(name),
+            env,
+            Logs::Discarded,
+        )?);
+        let index = self.services.len() - 1;
+        let url = self.services[index].wait_ready(READY_TIMEOUT, &stop)?;
+        Ok((url, millis(started.elapsed())))
+    }
+
+    /// A closed-loop load: `--connections` requests in flight for `--duration` seconds.
+    fn closed(&self, url: String, token: Option<&str>, post: bool) -> Load {
+        Load {
+            url,
+            post_json: post.then(|| json!({"title": "written by the benchmark"}).to_string()),
+            headers: token
+                .map(|t| format!("authorization: Bearer {t}"))
+                .into_iter()
+                .collect(),
+            pace: Pace::Closed {
+                connections: self.bench.connections,
+            },
+            duration: Duration::from_secs(self.bench.duration),
+            expect_status: if post { 201 } else { 200 },
+        }
+    }
+
+    /// Runs a closed-loop load and records its row.
+    fn row(&mut self, name: String, load: Load) -> anyhow::Result<Scenario> {
+        let pace = format!("{} connections", self.bench.connections);
+        let outcome = step(&format!("load: {name} ({pace}, {}s)", self.bench.duration), || {
+            load.run(self.oha)
+        })?;
+        let scenario = scenario(name, pace, &outcome);
+        self.report.scenarios.push(scenario.clone());
+        Ok(scenario)
+    }
+
+    /// The open loop: both halves of the mix run at once, each at its share of the rate.
+    fn open_loop(
+        &mut self,
+        prefix: &str,
+        tasks: &str,
+        reader: &str,
+        writer: &str,
+    ) -> anyhow::Result<(Scenario, Scenario)> {
+        let bench = self.bench;
+        let open = |url: String, token: &str, post: bool, share: f64, connections: usize| Load {
+            url,
+            post_json: post.then(|| json!({"title": "written at a fixed rate"}).to_string()),
+            headers: vec![format!("authorization: Bearer {token}")],
+            pace: Pace::Open {
+                rate: f64::from(bench.rate) * share,
+                connections,
+            },
+            duration: Duration::from_secs(bench.open_loop_seconds),
+            expect_status: if post { 201 } else { 200 },
+        };
+        let list_load = open(format!("{tasks}?limit=20"), reader, false, 0.8, 32);
+        let create_load = open(tasks.to_owned(), writer, true, 0.2, 16);
+        let oha = self.oha;
+        let (list_outcome, create_outcome) = step(
+            &format!(
+                "load: {prefix}: {} req/s open loop, 80% list / 20% create, {}s",
+                bench.rate, bench.open_loop_seconds
+            ),
+            || {
+                std::thread::scope(|scope| {
+                    let list = scope.spawn(|| list_load.run(oha));
+                    let create = scope.spawn(|| create_load.run(oha));
+                    let list = list.join().map_err(|_| anyhow::anyhow!("the list load panicked"))?;
+                    let create = create.join().map_err(|_| anyhow::anyhow!("the create load panicked"))?;
+                    Ok((list?, create?))
+                })
+            },
+        )?;
+        let mixed_list = scenario(
+            format!("{prefix}: mixed, GET /api/v1/tasks?limit=20 (80%)"),
+            format!("{} req/s", f64::from(bench.rate) * 0.8),
+            &list_outcome,
+        );
+        let mixed_create = scenario(
+            format!("{prefix}: mixed, POST /api/v1/tasks (20%)"),
+            format!("{} req/s", f64::from(bench.rate) * 0.2),
+            &create_outcome,
+        );
+        self.report.scenarios.push(mixed_list.clone());
+        self.report.scenarios.push(mixed_create.clone());
+        Ok((mixed_list, mixed_create))
+    }
+
+    /// The frontend beside this backend: start-up, memory, and its task list page under load.
+    fn frontend(&mut self, backend: &str, reader: &str) -> anyhow::Result<()> {
+        let (frontend, startup_ms) = self.start(
+            "frontend",
+            &[
+                ("LISTEN_ADDR", "127.0.0.1:0".to_owned()),
+                ("BACKEND_URL", backend.to_owned()),
+                ("LOG_FORMAT", "json".to_owned()),
+            ],
+        )?;
+        self.report.startup_ms.insert("frontend".into(), startup_ms);
+        self.report
+            .idle_rss_mib
+            .insert("frontend".into(), rss_mib(self.services[1].child.id())?);
+        let page = Load {
+            headers: vec![format!("cookie: todo_session={reader}")],
+            ..self.closed(format!("{frontend}/"), None, false)
+        };
+        self.row("frontend: GET / (task list page)".to_owned(), page)?;
+        self.report
+            .loaded_rss_mib
+            .insert("frontend".into(), rss_mib(self.services[1].child.id())?);
+        Ok(())
+    }
+}

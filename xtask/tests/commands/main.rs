@@ -1,0 +1,12 @@
+//! Every `cargo xtask` command end to end, as one test binary: the commands run against recording
+//! stand-ins for the cluster tools (`support`), or against the real app and Podman where they run
+//! here.
+
+mod support;
+
+mod build_images;
+mod deploy;
+mod doctor;
+mod e2e_cleanup;
+mod lifecycle;
+mod smoke;
