@@ -9,7 +9,6 @@
 
 use std::time::Duration;
 
-use anyhow::Context;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use time::Date;
@@ -28,8 +27,13 @@ pub const MAX_TOOL_ROUNDS: usize = 5;
 const HISTORY_MESSAGES: usize = 20;
 
 /// A client of one provider and model.
+///
+/// Requests go through ureq with rustls (the ring provider, which the PostgreSQL driver's TLS
+/// already brings) and the Mozilla roots compiled in, so `https://` providers work from a
+/// `FROM scratch` image that has no CA store. ureq is blocking: each request runs on Tokio's
+/// blocking pool, bounded by the turn's deadline.
 pub struct LlmClient {
-    http: reqwest::Client,
+    http: ureq::Agent,
     endpoint: String,
     model: String,
     key: Secret,
@@ -127,12 +131,13 @@ impl LlmClient {
     /// A client for `base_url` (e.g. `https://api.openai.com/v1`); requests go to
     /// `<base_url>/chat/completions`.
     pub fn new(base_url: &str, model: &str, key: Secret, timeout: Duration) -> anyhow::Result<Self> {
-        let http = reqwest::Client::builder()
-            .connect_timeout(timeout.min(Duration::from_secs(5)))
-            .redirect(reqwest::redirect::Policy::none())
+        let http = ureq::Agent::config_builder()
+            .timeout_connect(Some(timeout.min(Duration::from_secs(5))))
+            .max_redirects(0)
+            .http_status_as_error(false)
             .user_agent(concat!("todo-backend/", env!("CARGO_PKG_VERSION")))
             .build()
-            .context("cannot build the HTTP client for the LLM provider")?;
+            .into();
         Ok(Self {
             http,
             endpoint: format!("{}/chat/completions", base_url.trim_end_matches('/')),
@@ -253,29 +258,28 @@ impl LlmClient {
             "tool_choice": "auto",
         });
         let started = std::time::Instant::now();
+        let remaining = deadline.saturating_duration_since(Instant::now());
         let request = self
             .http
             .post(&self.endpoint)
-            .bearer_auth(self.key.expose())
-            .json(&body);
-        let response = match timeout_at(deadline, request.send()).await {
-            Err(_) => return Err(Failure::Timeout),
-            Ok(Err(err)) if err.is_timeout() => return Err(Failure::Timeout),
-            Ok(Err(err)) => {
-                tracing::debug!(error = %err.without_url(), "LLM request failed");
-                return Err(Failure::Transport);
-            }
-            Ok(Ok(response)) => response,
-        };
-        let status = response.status();
-        let text = match timeout_at(deadline, response.text()).await {
+            .header("Authorization", &format!("Bearer {}", self.key.expose()))
+            .config()
+            .timeout_global(Some(remaining))
+            .build();
+        let call = tokio::task::spawn_blocking(move || -> Result<(u16, String), Failure> {
+            let mut response = request.send_json(&body).map_err(transport_failure)?;
+            let status = response.status().as_u16();
+            let text = response.body_mut().read_to_string().map_err(transport_failure)?;
+            Ok((status, text))
+        });
+        let (status, text) = match timeout_at(deadline, call).await {
             Err(_) => return Err(Failure::Timeout),
             Ok(Err(_)) => return Err(Failure::Transport),
-            Ok(Ok(text)) => text,
+            Ok(Ok(result)) => result?,
         };
         metrics.chat_provider_latency(started.elapsed().as_secs_f64());
-        if !status.is_success() {
-            return Err(Failure::Status(status.as_u16()));
+        if !(200..300).contains(&status) {
+            return Err(Failure::Status(status));
         }
         let completion: Completion =
             serde_json::from_str(&text).map_err(|err| Failure::Malformed(format!("not a completion: {err}")))?;
@@ -285,6 +289,18 @@ impl LlmClient {
             .next()
             .map(|choice| choice.message)
             .ok_or_else(|| Failure::Malformed("no choices".to_owned()))
+    }
+}
+
+/// A request that got no usable answer: its deadline passed, or the provider could not be
+/// reached or read. The error text (never the key: it travels only in a header) goes to the log.
+fn transport_failure(err: ureq::Error) -> Failure {
+    match err {
+        ureq::Error::Timeout(_) => Failure::Timeout,
+        err => {
+            tracing::debug!(error = %err, "LLM request failed");
+            Failure::Transport
+        }
     }
 }
 

@@ -93,23 +93,12 @@ impl Assistant {
             .as_ref()
             .filter(|key| !key.expose().trim().is_empty())
         {
-            Some(key) => {
-                if config.openai_base_url.starts_with("https://") {
-                    // The workspace's reqwest is built without TLS (see the root Cargo.toml).
-                    tracing::warn!(
-                        base_url = %config.openai_base_url,
-                        "OPENAI_BASE_URL is https, which this build cannot reach: every chat message will get the \
-                         built-in assistant's answer. Point OPENAI_BASE_URL at an http:// OpenAI-compatible endpoint \
-                         (e.g. a proxy inside the cluster)."
-                    );
-                }
-                Ok(Self::Llm(LlmClient::new(
-                    &config.openai_base_url,
-                    &config.openai_model,
-                    key.clone(),
-                    config.openai_timeout(),
-                )?))
-            }
+            Some(key) => Ok(Self::Llm(LlmClient::new(
+                &config.openai_base_url,
+                &config.openai_model,
+                key.clone(),
+                config.openai_timeout(),
+            )?)),
             None => Ok(Self::Builtin),
         }
     }
