@@ -287,6 +287,36 @@ async fn an_unreachable_provider_falls_back_too() {
     assert_eq!(reply["actions"][0]["tool"], "list_tasks");
 }
 
+/// An `https://` provider is reached over TLS: a local server that records the first bytes it is
+/// sent sees a TLS ClientHello (record type 22, version 3.x); it then hangs up, and the turn falls
+/// back to the built-in engine.
+#[tokio::test]
+async fn an_https_provider_is_reached_over_tls() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("https://{}/v1", listener.local_addr().unwrap());
+    let first_bytes = tokio::spawn(async move {
+        use tokio::io::AsyncReadExt;
+        let (mut stream, _) = listener.accept().await.unwrap();
+        let mut head = [0u8; 3];
+        stream.read_exact(&mut head).await.unwrap();
+        head
+    });
+    let app = spawn_with_provider(Engine::Sqlite, &url).await;
+    let (token, _) = app.register("tls").await;
+    let reply = app.say(&token, "what's overdue?", None).await;
+    let head = tokio::time::timeout(std::time::Duration::from_secs(10), first_bytes)
+        .await
+        .expect("the backend never connected to the https provider")
+        .unwrap();
+    assert_eq!(head[0], 0x16, "a TLS handshake record, got {head:?}");
+    assert_eq!(head[1], 0x03, "TLS record version 3.x, got {head:?}");
+    assert_eq!(reply["engine"], "builtin-fallback", "{reply}");
+    assert!(
+        reply["reply"].as_str().unwrap().contains("could not be reached"),
+        "{reply}"
+    );
+}
+
 #[tokio::test]
 async fn an_endless_tool_loop_is_stopped_at_the_bound() {
     let looping = Answer::Json(tool_call_answer(&[(
