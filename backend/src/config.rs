@@ -119,6 +119,25 @@ pub struct Config {
     /// Source revision reported by /version.
     #[arg(long, env = "GIT_SHA", default_value = "unknown")]
     pub git_sha: String,
+
+    /// API key of an OpenAI-compatible provider for the chat assistant. Unset or empty: the
+    /// built-in assistant answers (no network).
+    #[arg(long, env = "OPENAI_API_KEY", hide_env_values = true)]
+    pub openai_api_key: Option<Secret>,
+
+    /// Base URL of the OpenAI-compatible API (requests go to `<url>/chat/completions`).
+    #[arg(long, env = "OPENAI_BASE_URL", default_value = "https://api.openai.com/v1")]
+    pub openai_base_url: String,
+
+    /// Model the chat assistant asks (it must support tool calling).
+    #[arg(long, env = "OPENAI_MODEL", default_value = "gpt-4o-mini")]
+    pub openai_model: String,
+
+    /// Longest time one chat message may spend waiting for the provider, in seconds, over all
+    /// its tool rounds; then the built-in assistant answers. With a key, it must be less than
+    /// REQUEST_TIMEOUT_SECONDS.
+    #[arg(long, env = "OPENAI_TIMEOUT_SECONDS", default_value_t = 8, value_parser = clap::value_parser!(u64).range(1..=299))]
+    pub openai_timeout_seconds: u64,
 }
 
 impl Config {
@@ -146,7 +165,30 @@ impl Config {
             );
         }
         DatabaseKind::of(self.database_url.expose())?;
+        if !(self.openai_base_url.starts_with("http://") || self.openai_base_url.starts_with("https://")) {
+            bail!(
+                "OPENAI_BASE_URL must start with http:// or https:// (got {})",
+                redact_url(&self.openai_base_url)
+            );
+        }
+        let has_key = self
+            .openai_api_key
+            .as_ref()
+            .is_some_and(|k| !k.expose().trim().is_empty());
+        if has_key && self.openai_timeout_seconds >= self.request_timeout_seconds {
+            bail!(
+                "OPENAI_TIMEOUT_SECONDS ({}) must be less than REQUEST_TIMEOUT_SECONDS ({}), so a slow \
+                 provider leaves time for the built-in assistant to answer",
+                self.openai_timeout_seconds,
+                self.request_timeout_seconds
+            );
+        }
         Ok(())
+    }
+
+    /// The LLM provider's deadline per chat message.
+    pub fn openai_timeout(&self) -> Duration {
+        Duration::from_secs(self.openai_timeout_seconds)
     }
 
     /// The request timeout as a [`Duration`].
@@ -277,6 +319,24 @@ mod tests {
         let err = config.validate().unwrap_err().to_string();
         assert!(err.contains("sqlite:// or postgres://"), "{err}");
         assert!(!err.contains("hunter2"), "{err}");
+    }
+
+    #[test]
+    fn the_provider_must_answer_within_the_request_timeout() {
+        let mut config = Config::for_tests("sqlite::memory:");
+        config.openai_timeout_seconds = config.request_timeout_seconds;
+        config
+            .validate()
+            .expect("without a key the provider's timeout does not matter");
+        config.openai_api_key = Some(Secret::from("sk-test".to_owned()));
+        let err = config.validate().unwrap_err().to_string();
+        assert!(
+            err.contains("OPENAI_TIMEOUT_SECONDS") && err.contains("REQUEST_TIMEOUT_SECONDS"),
+            "{err}"
+        );
+        let mut config = Config::for_tests("sqlite::memory:");
+        config.openai_base_url = "ftp://example.com".to_owned();
+        assert!(config.validate().unwrap_err().to_string().contains("OPENAI_BASE_URL"));
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! [`startup::Application`] to run the very same router on port 0.
 
 pub mod auth;
+pub mod chat;
 pub mod config;
 pub mod db;
 pub mod error;

@@ -1,4 +1,6 @@
-//! Prometheus metrics: request counts and latency by method, route and status.
+//! Prometheus metrics: request counts and latency by method, route and status; the chat
+//! assistant's turns by engine, tool calls by tool and outcome, and the LLM provider's errors
+//! and latency.
 
 use std::time::Instant;
 
@@ -30,6 +32,25 @@ struct RequestLabels {
     status: u16,
 }
 
+/// Labels of the chat turn counter: which engine answered.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct EngineLabels {
+    engine: String,
+}
+
+/// Labels of the tool call counter: the tool and `ok` or the error code.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ToolLabels {
+    tool: String,
+    outcome: String,
+}
+
+/// Labels of the provider error counter: timeout, unreachable, status, malformed, tool_loop.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ProviderErrorLabels {
+    kind: String,
+}
+
 /// The method as a label: one of the standard methods, or `other` for anything a client made up.
 fn method_label(method: &Method) -> &'static str {
     static KNOWN: [(Method, &str); 9] = [
@@ -54,6 +75,10 @@ pub struct Metrics {
     registry: Registry,
     requests: Family<RequestLabels, Counter>,
     durations: Family<RequestLabels, Histogram, fn() -> Histogram>,
+    chat_turns: Family<EngineLabels, Counter>,
+    chat_tool_calls: Family<ToolLabels, Counter>,
+    chat_provider_errors: Family<ProviderErrorLabels, Counter>,
+    chat_provider_latency: Histogram,
 }
 
 fn latency_histogram() -> Histogram {
@@ -72,10 +97,34 @@ impl Default for Metrics {
             "Time to answer HTTP requests",
             durations.clone(),
         );
+        let chat_turns = Family::<EngineLabels, Counter>::default();
+        let chat_tool_calls = Family::<ToolLabels, Counter>::default();
+        let chat_provider_errors = Family::<ProviderErrorLabels, Counter>::default();
+        let chat_provider_latency = latency_histogram();
+        registry.register("chat_turns", "Chat messages answered, by engine", chat_turns.clone());
+        registry.register(
+            "chat_tool_calls",
+            "Assistant tool calls (chat and MCP), by tool and outcome",
+            chat_tool_calls.clone(),
+        );
+        registry.register(
+            "chat_provider_errors",
+            "LLM provider failures, by kind",
+            chat_provider_errors.clone(),
+        );
+        registry.register(
+            "chat_provider_request_duration_seconds",
+            "Time the LLM provider took to answer one request",
+            chat_provider_latency.clone(),
+        );
         Self {
             registry,
             requests,
             durations,
+            chat_turns,
+            chat_tool_calls,
+            chat_provider_errors,
+            chat_provider_latency,
         }
     }
 }
@@ -87,6 +136,37 @@ impl Metrics {
         // Writing into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
         out
+    }
+
+    /// A chat message answered by `engine`.
+    pub fn chat_turn(&self, engine: &str) {
+        self.chat_turns
+            .get_or_create(&EngineLabels {
+                engine: engine.to_owned(),
+            })
+            .inc();
+    }
+
+    /// A tool call and its outcome (`ok` or an error code).
+    pub fn chat_tool_call(&self, tool: &str, outcome: &str) {
+        self.chat_tool_calls
+            .get_or_create(&ToolLabels {
+                tool: tool.to_owned(),
+                outcome: outcome.to_owned(),
+            })
+            .inc();
+    }
+
+    /// A failed LLM provider turn.
+    pub fn chat_provider_error(&self, kind: &str) {
+        self.chat_provider_errors
+            .get_or_create(&ProviderErrorLabels { kind: kind.to_owned() })
+            .inc();
+    }
+
+    /// How long one provider request took.
+    pub fn chat_provider_latency(&self, seconds: f64) {
+        self.chat_provider_latency.observe(seconds);
     }
 
     fn observe(&self, labels: RequestLabels, seconds: f64) {

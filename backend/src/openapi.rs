@@ -16,6 +16,7 @@ use utoipa::{
     tags(
         (name = "auth", description = "Accounts and login tokens"),
         (name = "tasks", description = "Your tasks"),
+        (name = "chat", description = "The assistant that manages your tasks in plain language, and your conversations with it"),
         (name = "health", description = "Liveness and readiness"),
         (name = "meta", description = "Version and metrics"),
     )

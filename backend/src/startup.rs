@@ -29,6 +29,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 
 use crate::{
     auth::Tokens,
+    chat::Assistant,
     config::{Config, MIN_JWT_SECRET_BYTES, redact_url},
     db::Db,
     error::ApiError,
@@ -83,6 +84,7 @@ impl Application {
                 git_sha: config.git_sha.clone(),
                 build: config.app_build.clone(),
             }),
+            assistant: Arc::new(Assistant::from_config(&config)?),
         };
         let listener = TcpListener::bind(config.listen_addr)
             .await
@@ -91,6 +93,7 @@ impl Application {
         tracing::info!(
             database = %redact_url(config.database_url.expose()),
             build = %config.app_build,
+            assistant = state.assistant.name(),
             "backend {} starting",
             env!("CARGO_PKG_VERSION")
         );
@@ -178,6 +181,7 @@ pub fn app(state: AppState, config: &Config) -> Router {
                 async move { ([(header::CONTENT_TYPE, "application/json")], body.to_string()) }
             }),
         )
+        .merge(crate::chat::mcp::router(&state))
         .fallback(
             |request: Request| async move { ApiError::NotFound(format!("no route for {}", request.uri().path())) },
         )

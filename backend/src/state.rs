@@ -5,7 +5,7 @@ use std::sync::{
     atomic::{AtomicBool, Ordering},
 };
 
-use crate::{auth::Tokens, db::Db, login_throttle::LoginPolicy, metrics::Metrics};
+use crate::{auth::Tokens, chat::Assistant, db::Db, login_throttle::LoginPolicy, metrics::Metrics};
 
 /// Shared, cheap to clone.
 #[derive(Clone)]
@@ -22,6 +22,8 @@ pub struct AppState {
     pub readiness: Arc<Readiness>,
     /// What /version reports.
     pub build: Arc<BuildInfo>,
+    /// The chat assistant's engine.
+    pub assistant: Arc<Assistant>,
 }
 
 /// Identity of the running build.

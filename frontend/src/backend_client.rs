@@ -20,6 +20,8 @@ use todo_service::{contract::READY_PATH, request_id::X_REQUEST_ID};
 
 use crate::{config::Config, session::SessionToken, state::AppState};
 
+pub mod chat;
+
 /// How long /ready waits for the backend's /ready before calling it unreachable: well under the
 /// kubelet's default probe timeout (1 s), so a hanging backend never makes our /ready time out.
 const READY_PROBE_TIMEOUT: Duration = Duration::from_millis(500);
@@ -247,6 +249,9 @@ pub struct BackendHealth {
 pub struct BackendClient {
     http: reqwest::Client,
     base: Arc<str>,
+    /// Chat turns may wait for an LLM provider: they get all but a second of the frontend's own
+    /// request time rather than the usual backend timeout.
+    chat_timeout: Duration,
 }
 
 impl BackendClient {
@@ -263,6 +268,10 @@ impl BackendClient {
         Ok(Self {
             http,
             base: config.backend_base().into(),
+            chat_timeout: config
+                .request_timeout()
+                .saturating_sub(Duration::from_secs(1))
+                .max(config.backend_timeout()),
         })
     }
 

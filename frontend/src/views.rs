@@ -9,6 +9,8 @@ use axum::{
 };
 use time::{Date, macros::format_description};
 
+pub mod chat;
+
 use crate::{
     assets,
     backend_client::{Priority, Task, User},

@@ -1,7 +1,8 @@
 //! A real browser (headless Chromium through chromedriver and fantoccini) against the real
 //! backend and frontend: sign up, add a task, complete it and delete it, each update happening in
 //! place (htmx) without a full page reload; plus screenshots of the task list at desktop and
-//! phone widths in `target/screenshots/`.
+//! phone widths in `target/screenshots/`. Then the chat page, reached from the header: a task added
+//! and completed by chat, each answer swapped in place.
 //!
 //! Chromium and chromedriver must be installed (`sudo apt-get install -y chromium chromium-driver`);
 //! when they are not, this test fails with that command rather than skipping.
@@ -363,14 +364,86 @@ async fn sign_up_add_complete_delete_in_place_and_take_screenshots() {
         .await
         .unwrap_or_else(|err| panic!("cannot open a Chromium session ({err}); check: {INSTALL_HINT}"));
 
-    let outcome = scenario(&client, &frontend.url).await;
+    let outcome = match scenario(&client, &frontend.url).await {
+        Ok(()) => chat_scenario(&client, &frontend.url).await,
+        failed => failed,
+    };
     let _ = client.close().await;
     drop(driver);
     if let Err(message) = outcome {
         panic!("{message}");
     }
-    for name in ["task-list.png", "task-list-phone.png"] {
+    for name in ["task-list.png", "task-list-phone.png", "chat.png"] {
         let bytes = std::fs::read(screenshot_dir().join(name)).expect("screenshot written");
         assert!(bytes.starts_with(b"\x89PNG"), "{name} is not a PNG");
     }
+}
+
+/// Clicks the element `css` selects.
+async fn click(client: &Client, css: &str) -> Result<(), String> {
+    let element = client.find(Locator::Css(css)).await.map_err(|e| e.to_string())?;
+    element.click().await.map_err(|e| e.to_string())
+}
+
+/// Types a message into the chat form and sends it with a click.
+async fn say(client: &Client, message: &str) -> Result<(), String> {
+    let err = |e: fantoccini::error::CmdError| e.to_string();
+    let before = client
+        .execute("return document.querySelectorAll('#chat li.message').length;", vec![])
+        .await
+        .map_err(err)?;
+    let field = client.find(Locator::Id("chat-message")).await.map_err(err)?;
+    field.send_keys(message).await.map_err(err)?;
+    click(client, "form.chat-form button[type=submit]").await?;
+    // The question and the answer both appear.
+    eventually(
+        client,
+        &format!("document.querySelectorAll('#chat li.message').length === {before} + 2"),
+    )
+    .await
+}
+
+/// The chat part: from the header link, add a task and complete it by chat, in place.
+async fn chat_scenario(client: &Client, base: &str) -> Result<(), String> {
+    let err = |e: fantoccini::error::CmdError| e.to_string();
+    client.goto(&format!("{base}/")).await.map_err(err)?;
+    click(client, "nav.sections a[href='/chat']").await?;
+    eventually(client, "document.getElementById('chat-message') !== null").await?;
+    eventually(client, "window.htmx !== undefined").await?;
+    client.execute("window.__marker = 1;", vec![]).await.map_err(err)?;
+
+    say(client, "add chat in chromium tomorrow, high priority #browser").await?;
+    let change = "document.querySelector('#chat li.change[data-task-id]')";
+    eventually(
+        client,
+        &format!("{change} !== null && {change}.textContent.includes('chat in chromium')"),
+    )
+    .await?;
+    eventually(client, "location.pathname.startsWith('/chat/')").await?;
+    // The list of past conversations was swapped too, with this one current.
+    eventually(
+        client,
+        "document.querySelector('#conversations a[aria-current=page]')?.getAttribute('href') === location.pathname",
+    )
+    .await?;
+    say(client, "complete chat in chromium").await?;
+    eventually(
+        client,
+        "document.querySelector('#chat li.change[data-completed=\"true\"]') !== null",
+    )
+    .await?;
+    if !marker_survived(client).await? {
+        return Err("sending a chat message reloaded the whole page".to_owned());
+    }
+    let png = client.screenshot().await.map_err(err)?;
+    std::fs::write(screenshot_dir().join("chat.png"), &png).map_err(|e| e.to_string())?;
+
+    // The task list agrees.
+    client.goto(&format!("{base}/")).await.map_err(err)?;
+    let id = task_id_by_title(client, "chat in chromium").await?;
+    eventually(
+        client,
+        &format!("document.getElementById('task-{id}').dataset.completed === 'true'"),
+    )
+    .await
 }

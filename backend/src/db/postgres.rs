@@ -37,6 +37,8 @@ fn migrator() -> Migrator {
                 "sessions and login throttle",
                 include_str!("../../migrations/postgres/0003_sessions_and_login_throttle.sql"),
             ),
+            // 4, not 2: databases already at 3 (SQLite's user_version) would skip a 2.
+            migration(4, "chat", include_str!("../../migrations/postgres/0004_chat.sql")),
         ]),
         ..Migrator::DEFAULT
     }

@@ -46,6 +46,8 @@ const MIGRATIONS: &[(i64, &str)] = &[
         3,
         include_str!("../../migrations/sqlite/0003_sessions_and_login_throttle.sql"),
     ),
+    // 4, not 2: databases already at 3 would skip a 2 (user_version only grows).
+    (4, include_str!("../../migrations/sqlite/0004_chat.sql")),
 ];
 
 /// Where the database lives, from `DATABASE_URL`.

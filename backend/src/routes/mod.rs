@@ -2,6 +2,7 @@
 //! document is generated from the same registrations, so it cannot drift from the routes.
 
 pub mod auth;
+pub mod chat;
 pub mod health;
 pub mod meta;
 pub mod tasks;
@@ -21,6 +22,7 @@ pub fn api(state: &AppState) -> OpenApiRouter<AppState> {
     let v1 = OpenApiRouter::new()
         .merge(auth::router())
         .merge(tasks::router())
+        .merge(chat::router())
         .route_layer(from_fn_with_state(state.clone(), require_schema));
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .nest("/api/v1", v1)

@@ -195,6 +195,10 @@ pub struct ListQuery {
     /// Only tasks with this tag (up to 32 characters).
     #[param(max_length = 32)]
     pub tag: Option<String>,
+    /// Only tasks due on or after this date (`YYYY-MM-DD`).
+    pub due_from: Option<String>,
+    /// Only tasks due on or before this date (`YYYY-MM-DD`).
+    pub due_to: Option<String>,
     /// `created` (default), `updated`, `due`, `priority` or `title`.
     pub sort: Option<SortKey>,
     /// `asc` or `desc` (default).
@@ -539,6 +543,14 @@ pub async fn list(db: &Db, user_id: i64, query: ListQuery) -> ApiResult<TaskPage
         });
     }
     check_filters(&query)?;
+    for (name, value) in [("due_from", &query.due_from), ("due_to", &query.due_to)] {
+        if check_due_date(value.clone()).is_err() {
+            return Err(ApiError::Unprocessable {
+                code: "invalid_query",
+                message: format!("{name} must be a date like 2030-12-31"),
+            });
+        }
+    }
     match db {
         Db::Sqlite(db) => sqlite::list(db, &list_sql(Placeholders::Sqlite, user_id, limit, &query)),
         Db::Postgres(db) => postgres::list(db, &list_sql(Placeholders::Postgres, user_id, limit, &query)).await,
@@ -592,6 +604,13 @@ fn list_sql(placeholders: Placeholders, user_id: i64, limit: u32, query: &ListQu
             .push(" AND EXISTS (SELECT 1 FROM task_tags WHERE task_tags.task_id = tasks.id AND task_tags.tag = ")
             .bind(Bind::Text(tag.to_owned()))
             .push(")");
+    }
+    // ISO dates compare as text; tasks without a due date never match a due range.
+    if let Some(from) = query.due_from.as_deref().map(str::trim) {
+        filter.push(" AND due_date >= ").bind(Bind::Text(from.to_owned()));
+    }
+    if let Some(to) = query.due_to.as_deref().map(str::trim) {
+        filter.push(" AND due_date <= ").bind(Bind::Text(to.to_owned()));
     }
 
     let mut count = filter.clone();

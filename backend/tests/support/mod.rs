@@ -194,6 +194,29 @@ impl TestApp {
         (body["token"].as_str().expect("token").to_owned(), body["user"].clone())
     }
 
+    /// Says `message` to the chat assistant (in `conversation`, or a new one); the answer must be
+    /// a 200, whatever happened behind it.
+    pub async fn say(&self, token: &str, message: &str, conversation: Option<i64>) -> Value {
+        let mut body = json!({ "message": message });
+        if let Some(id) = conversation {
+            body["conversation_id"] = json!(id);
+        }
+        let (status, reply) = self.call(Method::POST, "/api/v1/chat", Some(token), Some(body)).await;
+        assert_eq!(status, StatusCode::OK, "{message:?}: {reply}");
+        reply
+    }
+
+    /// The `/metrics` text.
+    pub async fn metrics(&self) -> String {
+        let response = self
+            .client
+            .get(self.url("/metrics"))
+            .send()
+            .await
+            .expect("/metrics answers");
+        response.text().await.expect("/metrics body")
+    }
+
     /// Creates a task from a JSON body and returns it.
     pub async fn create_task(&self, token: &str, body: Value) -> Value {
         let (status, task) = self.call(Method::POST, "/api/v1/tasks", Some(token), Some(body)).await;

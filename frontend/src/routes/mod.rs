@@ -3,6 +3,7 @@
 
 pub mod assets;
 pub mod auth;
+pub mod chat;
 pub mod health;
 pub mod tasks;
 
@@ -10,10 +11,11 @@ use axum::{Router, middleware::from_fn_with_state};
 
 use crate::{csrf, state::AppState};
 
-/// The page routes: sign-up, log-in, log-out and the tasks.
+/// The page routes: sign-up, log-in, log-out, the tasks and the chat.
 pub fn pages(state: &AppState) -> Router<AppState> {
     Router::new()
         .merge(auth::router())
         .merge(tasks::router())
+        .merge(chat::router())
         .route_layer(from_fn_with_state(state.clone(), csrf::protect))
 }

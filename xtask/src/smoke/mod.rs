@@ -1,8 +1,9 @@
 //! `cargo xtask smoke`: prove a running deployment works for a real user, end to end.
 //!
 //! It checks health, readiness and version, then — as a brand-new user — signs up through the
-//! frontend's HTML form, logs in, creates a task, completes it, deletes it and logs out, exactly
-//! as a browser without JavaScript would (cookies, CSRF token, 303 redirects). It waits only where
+//! frontend's HTML form, logs in, creates a task, completes it, deletes it, does the same through
+//! the chat assistant's page (add by chat, see it in the list, complete by chat) and logs out,
+//! exactly as a browser without JavaScript would (cookies, CSRF token, 303 redirects). It waits only where
 //! waiting is legitimate (readiness during start-up); every other step gets one attempt.
 //! [`run_checks`] is the library entry point that `run`, `e2e` and `deploy` reuse; the steps are
 //! in [`scenario`], the cookie-keeping client in [`client`], the report in [`report`].

@@ -88,6 +88,7 @@ fn checks(target: &Target, run: &mut Run, user: &mut Browser) -> Result<(), ()> 
         clean_up(user, &account.task_title);
         return Err(());
     }
+    chat(run, user, &account.chat_title)?;
     log_out(run, user)
 }
 
@@ -117,6 +118,7 @@ struct Account {
     email: String,
     password: String,
     task_title: String,
+    chat_title: String,
 }
 
 impl Account {
@@ -126,6 +128,7 @@ impl Account {
             email: format!("smoke-{unique}@example.com"),
             password: format!("smoke-{unique}-pw"),
             task_title: format!("smoke task {unique}"),
+            chat_title: format!("smoke chat task {unique}"),
         }
     }
 }
@@ -212,6 +215,132 @@ fn tasks(run: &mut Run, user: &mut Browser, title: &str) -> Result<(), ()> {
     })
 }
 
+/// The chat assistant through the web UI, with whatever engine the deployment runs (the built-in
+/// one needs no key): open the chat from the header, add a task by chat, see it in the list,
+/// complete it by chat, see it done, and find the conversation kept. The task and the
+/// conversation are removed afterwards, pass or fail (only this run's user's data).
+fn chat(run: &mut Run, user: &mut Browser, title: &str) -> Result<(), ()> {
+    run.step("chat: open the chat page from the header", || {
+        let list = user.get_ok("/")?;
+        if !list.body.contains(r#"href="/chat""#) {
+            return Err(StepError::from_reply(
+                "the task list's header has no link to /chat",
+                &list,
+            ));
+        }
+        let page = user.get_ok("/chat")?;
+        if !page.body.contains(r#"name="message""#) {
+            return Err(StepError::from_reply("the chat page has no message field", &page));
+        }
+        Ok(((), None))
+    })?;
+    let conversation = run.step("chat: add a task by chat", || {
+        let token = user.csrf_from("/chat")?;
+        let message = format!("add {title} tomorrow, high priority #smoke");
+        let reply = user.post_form("/chat", &[("message", &message), ("csrf_token", &token)])?;
+        let path = chat_redirect(&reply)?;
+        let page = user.get_ok(&path)?;
+        if !page_text(&page).contains(&format!("Added “{title}”")) {
+            return Err(StepError::from_reply(
+                "the assistant did not say it added the task",
+                &page,
+            ));
+        }
+        Ok((path.clone(), Some(path)))
+    })?;
+    let result = chat_follow_up(run, user, title, &conversation);
+    if let Ok(Some(task)) = user.get_ok("/").map(|page| find_task(&page, title))
+        && let Ok(token) = user.csrf_from("/")
+    {
+        let _ = user.post_form(&format!("/tasks/{}/delete", task.id), &[("csrf_token", &token)]);
+    }
+    if let Ok(token) = user.csrf_from(&conversation) {
+        let _ = user.post_form(&format!("{conversation}/delete"), &[("csrf_token", &token)]);
+    }
+    result
+}
+
+/// The chat steps after the task was added in `conversation` (`/chat/{id}`).
+fn chat_follow_up(run: &mut Run, user: &mut Browser, title: &str, conversation: &str) -> Result<(), ()> {
+    run.step("chat: see it in the task list", || {
+        let page = user.get_ok("/")?;
+        match find_task(&page, title) {
+            Some(task) if !task.completed => Ok(((), Some(format!("task {}", task.id)))),
+            Some(_) => Err(StepError::from_reply("the task added by chat is already done", &page)),
+            None => Err(StepError::from_reply(
+                format!("no task titled {title:?} in the list"),
+                &page,
+            )),
+        }
+    })?;
+    run.step("chat: complete it by chat", || {
+        let token = user.csrf_from(conversation)?;
+        let id = conversation.trim_start_matches("/chat/");
+        let message = format!("complete {title}");
+        let reply = user.post_form(
+            "/chat",
+            &[("message", &message), ("conversation_id", id), ("csrf_token", &token)],
+        )?;
+        expect_redirect(&reply, conversation)?;
+        let page = user.get_ok(conversation)?;
+        if !page_text(&page).contains(&format!("Marked “{title}” (#")) {
+            return Err(StepError::from_reply(
+                "the assistant did not say it completed the task",
+                &page,
+            ));
+        }
+        Ok(((), None))
+    })?;
+    run.step("chat: see it done in the list", || {
+        let page = user.get_ok("/")?;
+        match find_task(&page, title) {
+            Some(task) if task.completed => Ok(((), None)),
+            Some(_) => Err(StepError::from_reply(
+                "the task completed by chat is not shown done",
+                &page,
+            )),
+            None => Err(StepError::from_reply(
+                format!("no task titled {title:?} in the list"),
+                &page,
+            )),
+        }
+    })?;
+    run.step("chat: the conversation is kept", || {
+        let page = user.get_ok("/chat")?;
+        if !page.body.contains(&format!(r#"href="{conversation}""#)) {
+            return Err(StepError::from_reply(
+                format!("{conversation} is not among the past conversations"),
+                &page,
+            ));
+        }
+        Ok(((), None))
+    })
+}
+
+/// The `/chat/{id}` a chat form post redirects to.
+fn chat_redirect(reply: &Reply) -> Result<String, StepError> {
+    let location = reply.location.as_deref().unwrap_or_default();
+    let path = redirect_path(reply);
+    let is_conversation = path
+        .strip_prefix("/chat/")
+        .is_some_and(|id| !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit()));
+    if reply.status != 303 || !is_conversation {
+        return Err(StepError::from_reply(
+            format!(
+                "expected a redirect to /chat/<id>, got {} to {location:?}",
+                reply.status
+            ),
+            reply,
+        ));
+    }
+    Ok(path.to_owned())
+}
+
+/// A page's text as people read it (markup and entities gone).
+fn page_text(page: &Reply) -> String {
+    page.html().root_element().text().collect()
+}
+
 /// Deletes the run's task after a later step failed; best effort, never another user's data.
 fn clean_up(user: &mut Browser, title: &str) {
     if let Ok(Some(task)) = user.get_ok("/").map(|page| find_task(&page, title))
@@ -270,10 +399,7 @@ fn check_version(probe: &mut Browser, expected: Option<&str>) -> Result<((), Opt
 
 fn expect_redirect(reply: &Reply, to: &str) -> Result<(), StepError> {
     let location = reply.location.as_deref().unwrap_or_default();
-    let path = location
-        .split_once("://")
-        .map_or(location, |(_, rest)| rest.find('/').map_or("/", |i| &rest[i..]));
-    let path = path.split(['?', '#']).next().unwrap_or_default();
+    let path = redirect_path(reply);
     if (300..400).contains(&reply.status) && path == to {
         Ok(())
     } else if (300..400).contains(&reply.status) {
@@ -287,6 +413,15 @@ fn expect_redirect(reply: &Reply, to: &str) -> Result<(), StepError> {
             reply,
         ))
     }
+}
+
+/// The path a redirect points to, without scheme, host, query or fragment (`""` without one).
+fn redirect_path(reply: &Reply) -> &str {
+    let location = reply.location.as_deref().unwrap_or_default();
+    let path = location
+        .split_once("://")
+        .map_or(location, |(_, rest)| rest.find('/').map_or("/", |i| &rest[i..]));
+    path.split(['?', '#']).next().unwrap_or_default()
 }
 
 /// A task as seen in the list page.

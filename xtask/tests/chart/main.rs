@@ -781,6 +781,84 @@ fn existing_secret_is_referenced_and_never_rendered() {
     }
 }
 
+#[test]
+fn openai_settings_reach_the_backend_from_the_configmap_and_the_key_from_the_secret() {
+    for helm in helms() {
+        let enabled = Manifest::render(
+            &helm,
+            DEFAULTS,
+            &[
+                "--set",
+                "backend.openai.enabled=true",
+                "--set",
+                "backend.openai.baseUrl=http://llm-stand-in:9000/v1",
+                "--set",
+                "backend.openai.model=stand-in-model",
+            ],
+        );
+        let explicit = base("ci/explicit-secrets-values.yaml");
+        for (manifest, secret) in [(&enabled, "todo-secrets"), (&explicit, "todo-backend")] {
+            let backend = manifest.find("Deployment", "todo-backend").expect("backend");
+            let workload = manifest
+                .workloads()
+                .into_iter()
+                .find(|w| w.object.id() == backend.id())
+                .expect("backend workload");
+            let container = workload.spec.containers.first().expect("a container");
+            let env = manifest.environment(container);
+            let data = manifest.config_map_data("todo-backend");
+            assert!(
+                !data.contains_key("OPENAI_API_KEY"),
+                "{helm}, {}: the key is in the ConfigMap",
+                manifest.values
+            );
+            assert_eq!(
+                env.get("OPENAI_API_KEY"),
+                Some(&None),
+                "{helm}, {}: the key is a secretKeyRef",
+                manifest.values
+            );
+            let key = container
+                .env
+                .iter()
+                .flatten()
+                .find(|v| v.name == "OPENAI_API_KEY")
+                .and_then(|v| v.value_from.as_ref()?.secret_key_ref.as_ref())
+                .expect("OPENAI_API_KEY from a Secret");
+            assert_eq!(
+                (key.name.as_str(), key.key.as_str()),
+                (secret, "OPENAI_API_KEY"),
+                "{helm}"
+            );
+            assert!(
+                env.contains_key("OPENAI_BASE_URL") && env.contains_key("OPENAI_MODEL"),
+                "{helm}: {env:?}"
+            );
+        }
+        let env_of = |m: &Manifest| m.config_map_data("todo-backend");
+        assert_eq!(
+            env_of(&enabled)["OPENAI_BASE_URL"],
+            "http://llm-stand-in:9000/v1",
+            "{helm}"
+        );
+        assert_eq!(env_of(&enabled)["OPENAI_MODEL"], "stand-in-model", "{helm}");
+        assert_eq!(
+            env_of(&explicit)["OPENAI_BASE_URL"],
+            "https://api.openai.com/v1",
+            "{helm}"
+        );
+        assert_eq!(env_of(&explicit)["OPENAI_MODEL"], "gpt-4o-mini", "{helm}");
+
+        // Off (the default): no OPENAI_* at all, so the backend's built-in assistant answers.
+        let off = base(DEFAULTS);
+        let text: String = off.objects.iter().map(|o| o.raw.to_string()).collect();
+        assert!(
+            !text.contains("OPENAI_"),
+            "{helm}: OPENAI settings rendered while disabled"
+        );
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // The application contract
 

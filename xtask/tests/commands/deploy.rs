@@ -739,7 +739,7 @@ fn port_forwards_are_stopped_also_when_one_fails() {
             )
             .on(
                 "--context minikube --namespace todo --request-timeout=0 port-forward service/todo-frontend *:3000 --address 127.0.0.1",
-                Reply::fail(1, "error: unable to forward port because pod is not running. Current status=Pending\n"),
+                Reply::fail(1, "error: unable to forward port because pod is not running. Current status=Pending\n").after_waiting("kubectl"),
             )
     });
     let images = fixture_path("images.json").display().to_string();
@@ -781,7 +781,7 @@ fn smoke_without_urls_reaches_the_release_through_port_forwards() {
             )
             .on(
                 "--context minikube --namespace todo --request-timeout=0 port-forward service/todo-frontend *:3000 --address 127.0.0.1",
-                Reply::fail(1, "error: services \"todo-frontend\" not found\n"),
+                Reply::fail(1, "error: services \"todo-frontend\" not found\n").after_waiting("kubectl"),
             )
     });
     let run = xtask(

@@ -133,11 +133,15 @@ fn run_with_smoke_passes_on_a_healthy_pair() {
         "{stdout}\n{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    assert!(stdout.contains("smoke: all 15 steps passed"), "{stdout}");
+    assert!(stdout.contains("smoke: all 21 steps passed"), "{stdout}");
     for step in [
         "✓ sign up as a new user",
         "✓ see it done",
         "✓ see it gone",
+        "✓ chat: add a task by chat",
+        "✓ chat: see it in the task list",
+        "✓ chat: complete it by chat",
+        "✓ chat: see it done in the list",
         "✓ task list now redirects to login",
     ] {
         assert!(stdout.contains(step), "{step} in:\n{stdout}");
@@ -153,7 +157,7 @@ fn smoke_reports_the_failing_step_of_a_broken_deployment() {
     let (output, report) = smoke(&pair.frontend, &pair.backend, &[], &dir.path().join("ok.json"));
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stdout));
     assert_eq!(report["ok"], true);
-    assert_eq!(report["steps"].as_array().unwrap().len(), 15);
+    assert_eq!(report["steps"].as_array().unwrap().len(), 21);
 
     // The serving build is not the expected one.
     let (output, report) = smoke(

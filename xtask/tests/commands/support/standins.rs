@@ -51,6 +51,9 @@ pub struct Reply {
     pub until_signalled: bool,
     /// Append what arrives on stdin to the stdin log ([`StandIns::stdin_log`]).
     pub records_stdin: bool,
+    /// Answer only once a reply of this program that waits for a signal is waiting (its signal
+    /// handlers installed), as a real program that answers after a round trip to a server does.
+    pub after_waiting: Option<String>,
 }
 
 impl Reply {
@@ -84,6 +87,17 @@ impl Reply {
     pub fn until_signalled(self) -> Reply {
         Reply {
             until_signalled: true,
+            ..self
+        }
+    }
+
+    /// The same reply, given only once a reply of `program` that waits for a signal is waiting
+    /// (at most [`SIGNAL_WAIT_SECONDS`]). Without it, a command that stops its other programs as
+    /// soon as this one fails could stop one before its shell had even installed its handlers,
+    /// and the test would depend on how fast the machine starts shells.
+    pub fn after_waiting(self, program: impl Into<String>) -> Reply {
+        Reply {
+            after_waiting: Some(program.into()),
             ..self
         }
     }
@@ -162,7 +176,7 @@ impl Program {
         for (pattern_index, (pattern, replies)) in self.replies.iter().enumerate() {
             script.push_str(&format!("  {})\n", glob(pattern)));
             if replies.len() == 1 {
-                script.push_str(&answer(&replies[0], dir, (pattern_index, 0), "    "));
+                script.push_str(&answer(&self.name, &replies[0], dir, (pattern_index, 0), "    "));
                 script.push_str("    ;;\n");
                 continue;
             }
@@ -181,7 +195,13 @@ impl Program {
                     (reply_index + 1).to_string()
                 };
                 script.push_str(&format!("      {label})\n"));
-                script.push_str(&answer(reply, dir, (pattern_index, reply_index), "        "));
+                script.push_str(&answer(
+                    &self.name,
+                    reply,
+                    dir,
+                    (pattern_index, reply_index),
+                    "        ",
+                ));
                 script.push_str("        ;;\n");
             }
             script.push_str("    esac ;;\n");
@@ -195,7 +215,7 @@ impl Program {
 }
 
 /// The lines that give `reply`: record stdin, wait for a signal, print, exit.
-fn answer(reply: &Reply, dir: &Path, (pattern, index): (usize, usize), indent: &str) -> String {
+fn answer(program: &str, reply: &Reply, dir: &Path, (pattern, index): (usize, usize), indent: &str) -> String {
     let mut lines = String::new();
     if reply.records_stdin {
         let stdin_log = quote(&dir.join("stdin.log").to_string_lossy());
@@ -203,10 +223,22 @@ fn answer(reply: &Reply, dir: &Path, (pattern, index): (usize, usize), indent: &
             "{indent}while IFS= read -r line || [ -n \"$line\" ]; do printf '%s\\n' \"$line\"; done >> {stdin_log}\n"
         ));
     }
+    let waiting = dir.join("waiting");
+    if let Some(program) = &reply.after_waiting {
+        // Shell built-ins only: a glob over the markers, retried every 50 ms.
+        let markers = quote(&waiting.join(program).to_string_lossy());
+        lines.push_str(&format!(
+            "{indent}tries=0\n\
+             {indent}until for f in {markers}.*; do [ -e \"$f\" ] && break; done; [ -e \"$f\" ] || [ $tries -ge {limit} ]; do /bin/sleep 0.05; tries=$((tries + 1)); done\n",
+            limit = SIGNAL_WAIT_SECONDS * 20,
+        ));
+    }
     if reply.until_signalled {
+        let marker = quote(&waiting.join(format!("{program}.{pattern}.{index}")).to_string_lossy());
         lines.push_str(&format!(
             "{indent}trap 'on_signal_{pattern}_{index} SIGTERM' TERM\n\
              {indent}trap 'on_signal_{pattern}_{index} SIGINT' INT\n\
+             {indent}: > {marker}\n\
              {indent}/bin/sleep {SIGNAL_WAIT_SECONDS} & sleeper=$!\n\
              {indent}wait \"$sleeper\"\n\
              {indent}exit {NEVER_SIGNALLED}\n"
@@ -245,6 +277,7 @@ impl StandIns {
         fs::create_dir(dir.path().join("bin")).expect("create the stand-ins' bin folder");
         fs::create_dir(dir.path().join("home")).expect("create the stand-ins' home folder");
         fs::create_dir(dir.path().join("counters")).expect("create the stand-ins' counter folder");
+        fs::create_dir(dir.path().join("waiting")).expect("create the stand-ins' waiting folder");
         fs::write(dir.path().join("invocations.log"), "").expect("create the invocation log");
         fs::write(dir.path().join("stdin.log"), "").expect("create the stdin log");
         StandIns { dir }

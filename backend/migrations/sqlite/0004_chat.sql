@@ -1,0 +1,21 @@
+-- The chat assistant's conversations and their messages, per user. Same shapes as
+-- migrations/postgres/0004_chat.sql. `actions` is the JSON array of the tool calls an assistant
+-- message made ([{tool, arguments, result}]), NULL on user messages.
+CREATE TABLE conversations (
+    id         INTEGER PRIMARY KEY AUTOINCREMENT,
+    user_id    INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    title      TEXT    NOT NULL,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL
+);
+CREATE INDEX conversations_user_updated ON conversations (user_id, updated_at);
+
+CREATE TABLE chat_messages (
+    id              INTEGER PRIMARY KEY AUTOINCREMENT,
+    conversation_id INTEGER NOT NULL REFERENCES conversations (id) ON DELETE CASCADE,
+    role            TEXT    NOT NULL CHECK (role IN ('user', 'assistant')),
+    content         TEXT    NOT NULL,
+    actions         TEXT,
+    created_at      INTEGER NOT NULL
+);
+CREATE INDEX chat_messages_conversation ON chat_messages (conversation_id, id);
