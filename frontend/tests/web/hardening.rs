@@ -2,15 +2,13 @@
 //! heads, keep-alive connections at shutdown, planted CSRF cookies, and a session cookie copied
 //! before logout.
 
-mod harness;
-
 use std::{
     io::{Read, Write},
     net::TcpStream,
     time::Duration,
 };
 
-use harness::{Browser, PASSWORD, start_backend, start_both, unique_email};
+use crate::harness::{Browser, PASSWORD, start_backend, start_both, unique_email};
 use reqwest::StatusCode;
 use todo_service::contract::SESSION_COOKIE;
 
@@ -24,7 +22,7 @@ async fn slow_headers_are_cut_off_and_draining_answers_close_keep_alive_connecti
     let mut config = frontend::config::Config::for_tests(&backend.url);
     config.connections.header_read_timeout_seconds = 1;
     config.shutdown_drain_seconds = 30;
-    let (frontend, stop) = harness::start_frontend_stoppable(config).await;
+    let (frontend, stop) = crate::harness::start_frontend_stoppable(config).await;
     let addr = address(&frontend.url);
 
     // A client that never finishes its headers is disconnected (the read timeout bounds the test).

@@ -1,9 +1,7 @@
 //! The chat page driven like a browser without JavaScript (form posts and redirects) and like
 //! htmx (fragments), against the real backend and its built-in assistant.
 
-mod harness;
-
-use harness::{Browser, start_both, unique_email};
+use crate::harness::{Browser, start_both, unique_email};
 use reqwest::StatusCode;
 
 /// The id in a `/chat/{id}` redirect.
@@ -271,8 +269,8 @@ async fn with_a_key_the_chat_page_answers_through_the_provider() {
     let app = backend::startup::Application::build(config).await.unwrap();
     let backend_url = format!("http://{}", app.local_addr());
     tokio::spawn(app.run_until_stopped(std::future::pending()));
-    harness::wait_until_ready(&format!("{backend_url}/ready")).await;
-    let frontend = harness::start_frontend(&backend_url).await;
+    crate::harness::wait_until_ready(&format!("{backend_url}/ready")).await;
+    let frontend = crate::harness::start_frontend(&backend_url).await;
 
     let mut browser = Browser::new(&frontend.url);
     browser.register(&unique_email("chat-llm")).await;

@@ -2,8 +2,6 @@
 //! real frontend, both on port 0 in the test's runtime, and a client that behaves like a browser
 //! without JavaScript (cookies kept, redirects not followed, `Origin` sent on POST).
 
-#![allow(dead_code)] // each test file uses its own part of this module
-
 use std::{collections::BTreeMap, net::SocketAddr, time::Duration};
 
 use reqwest::{StatusCode, header::HeaderMap};

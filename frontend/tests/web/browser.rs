@@ -7,8 +7,6 @@
 //! Chromium and chromedriver must be installed (`sudo apt-get install -y chromium chromium-driver`);
 //! when they are not, this test fails with that command rather than skipping.
 
-mod harness;
-
 use std::{
     net::TcpListener,
     path::{Path, PathBuf},
@@ -16,8 +14,8 @@ use std::{
     time::{Duration, Instant},
 };
 
+use crate::harness::{PASSWORD, start_both, unique_email};
 use fantoccini::{Client, ClientBuilder, Locator};
-use harness::{PASSWORD, start_both, unique_email};
 use serde_json::json;
 
 const CHROMIUM: &str = "/usr/bin/chromium";

@@ -2,8 +2,6 @@
 //! and the probes an orchestrator uses. Also the real binary: its `healthcheck` subcommand, its
 //! logs (one JSON line per request, never a secret) and its exit on SIGTERM.
 
-mod harness;
-
 use std::{
     io::{BufRead, BufReader},
     process::{Command, Stdio},
@@ -11,7 +9,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use harness::{Browser, PASSWORD, closed_port_url, start_backend, start_both, start_frontend, unique_email};
+use crate::harness::{Browser, PASSWORD, closed_port_url, start_backend, start_both, start_frontend, unique_email};
 use reqwest::StatusCode;
 use todo_service::contract::{LISTENING_ON, SESSION_COOKIE};
 use tokio::io::AsyncReadExt;
@@ -77,7 +75,7 @@ async fn a_slow_backend_gives_a_503_page_after_the_backend_timeout_with_the_requ
     let mut config = frontend::config::Config::for_tests(&backend_url);
     config.backend_timeout_seconds = 1;
     config.request_timeout_seconds = 3;
-    let frontend = harness::start_frontend_with(config, std::future::pending()).await;
+    let frontend = crate::harness::start_frontend_with(config, std::future::pending()).await;
     let mut browser = Browser::new(&frontend.url);
     browser.set_cookie(SESSION_COOKIE, "some.session.token");
     browser.extra_headers = vec![("x-request-id".to_owned(), "trace-me-42".to_owned())];
@@ -103,7 +101,7 @@ async fn ready_reports_the_backend_and_turns_503_as_soon_as_shutdown_begins() {
     let backend = start_backend().await;
     let mut config = frontend::config::Config::for_tests(&backend.url);
     config.shutdown_drain_seconds = 30;
-    let (frontend, stop) = harness::start_frontend_stoppable(config).await;
+    let (frontend, stop) = crate::harness::start_frontend_stoppable(config).await;
     let mut browser = Browser::new(&frontend.url);
 
     let ready = browser.get("/ready").await;

@@ -2,9 +2,7 @@
 //! backend: every action is a form POST answered with 303, and what the next page shows is what
 //! the backend stored.
 
-mod harness;
-
-use harness::{Browser, PASSWORD, start_backend, start_both, start_frontend, unique_email};
+use crate::harness::{Browser, PASSWORD, start_backend, start_both, start_frontend, unique_email};
 use reqwest::StatusCode;
 use todo_service::contract::SESSION_COOKIE;
 
@@ -183,7 +181,7 @@ async fn session_cookie_is_http_only_and_lax_and_secure_when_configured() {
 
     let mut config = frontend::config::Config::for_tests(&backend.url);
     config.cookie_secure = true;
-    let secure = harness::start_frontend_with(config, std::future::pending()).await;
+    let secure = crate::harness::start_frontend_with(config, std::future::pending()).await;
     let mut browser = Browser::new(&secure.url);
     let form = browser.get("/login").await;
     let csrf_cookie = form.header("set-cookie").expect("csrf cookie");
