@@ -1,8 +1,6 @@
 //! Test harness: the real server on port 0, over a fresh SQLite file or a fresh PostgreSQL
 //! database per test, and a small HTTP client.
 
-#![allow(dead_code)] // Each test binary uses a different subset.
-
 use std::time::{Duration, Instant};
 
 use backend::{
@@ -31,8 +29,13 @@ pub enum Engine {
 
 /// A database that exists only for one test and is removed afterwards.
 pub enum TestDb {
-    Sqlite(tempfile::TempDir),
-    Postgres { name: String },
+    /// The folder holding the file, removed when dropped.
+    Sqlite {
+        _dir: tempfile::TempDir,
+    },
+    Postgres {
+        name: String,
+    },
 }
 
 impl TestDb {
@@ -41,7 +44,7 @@ impl TestDb {
             Engine::Sqlite => {
                 let dir = tempfile::tempdir().expect("temporary directory");
                 let url = format!("sqlite://{}/todo.db", dir.path().display());
-                (Self::Sqlite(dir), url)
+                (Self::Sqlite { _dir: dir }, url)
             }
             Engine::Postgres => {
                 let admin = postgres_admin_url();
@@ -91,7 +94,6 @@ impl Drop for TestDb {
 pub struct TestApp {
     pub base: String,
     pub client: reqwest::Client,
-    pub engine: Engine,
     /// The server's database handle (tests hold SQLite's writer and read its batch counts).
     pub db: backend::db::Db,
     server: tokio::task::JoinHandle<anyhow::Result<()>>,
@@ -123,7 +125,6 @@ impl TestApp {
         let test_app = Self {
             base,
             client: reqwest::Client::new(),
-            engine,
             db,
             server,
             _db: test_db,
@@ -153,7 +154,7 @@ impl TestApp {
     pub fn postgres_database(&self) -> Option<&str> {
         match &self._db {
             TestDb::Postgres { name } => Some(name),
-            TestDb::Sqlite(_) => None,
+            TestDb::Sqlite { .. } => None,
         }
     }
 

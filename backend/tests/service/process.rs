@@ -1,8 +1,6 @@
 //! The real `backend` binary as a process: signals, shutdown drain, durability after SIGKILL,
 //! start-up validation, the healthcheck subcommand, request timeouts and what the logs contain.
 
-mod support;
-
 use std::{
     io::{BufRead, BufReader, Read, Write},
     net::TcpStream,
@@ -357,9 +355,9 @@ fn stored_titles(server: &Server, token: &str) -> std::collections::BTreeMap<i64
 
 /// Kills the backend with SIGKILL while clients are writing, again and again, and checks after
 /// each restart that every write it acknowledged (a whole 201) is stored.
-fn acknowledged_writes_survive_sigkill_mid_flight(engine: support::Engine) {
+fn acknowledged_writes_survive_sigkill_mid_flight(engine: crate::support::Engine) {
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    let (_db, url) = runtime.block_on(support::TestDb::create(engine));
+    let (_db, url) = runtime.block_on(crate::support::TestDb::create(engine));
     let mut token: Option<String> = None;
     let mut acknowledged: Vec<(i64, String)> = Vec::new();
     let mut cut_off = 0;
@@ -428,12 +426,12 @@ fn acknowledged_writes_survive_sigkill_mid_flight(engine: support::Engine) {
 
 #[test]
 fn acknowledged_writes_survive_sigkill_mid_flight_on_sqlite() {
-    acknowledged_writes_survive_sigkill_mid_flight(support::Engine::Sqlite);
+    acknowledged_writes_survive_sigkill_mid_flight(crate::support::Engine::Sqlite);
 }
 
 #[test]
 fn acknowledged_writes_survive_sigkill_mid_flight_on_postgres() {
-    acknowledged_writes_survive_sigkill_mid_flight(support::Engine::Postgres);
+    acknowledged_writes_survive_sigkill_mid_flight(crate::support::Engine::Postgres);
 }
 
 #[test]

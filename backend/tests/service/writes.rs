@@ -1,13 +1,11 @@
 //! Writes under concurrency, on SQLite (through the group-committing writer) and PostgreSQL:
 //! a failing write fails alone, and a client that got its 201 reads its write back at once.
 
-mod support;
-
 use std::time::{Duration, Instant};
 
+use crate::support::{Engine, TestApp, assert_error, unique_email};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use support::{Engine, TestApp, assert_error, unique_email};
 
 on_both_engines!(
     a_failing_write_in_a_batch_fails_alone,

@@ -1,12 +1,10 @@
 //! Health, readiness, version, metrics, the OpenAPI document and request ids.
 
-mod support;
-
 use std::collections::BTreeSet;
 
+use crate::support::{Engine, TestApp, assert_error};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use support::{Engine, TestApp, assert_error};
 
 on_both_engines!(
     health_and_readiness_report_the_database,
@@ -81,7 +79,7 @@ async fn readiness_fails_with_a_reason_while_the_database_is_unreachable() {
         .unwrap()
         .port();
     let url = format!("postgres://postgres@127.0.0.1:{closed_port}/todo");
-    let config = support::test_config(&url);
+    let config = crate::support::test_config(&url);
     let app = backend::startup::Application::build(config).await.unwrap();
     let base = format!("http://{}", app.local_addr());
     let server = tokio::spawn(app.run_until_stopped(std::future::pending()));

@@ -3,18 +3,16 @@
 //! tool calls then a final answer; provider errors, timeouts and malformed answers falling back
 //! to the built-in engine; an endless tool loop stopped at the bound; never a 500.
 
-mod support;
-
 use std::{
     collections::VecDeque,
     sync::{Arc, Mutex},
     time::Duration,
 };
 
+use crate::support::{Engine, TestApp};
 use axum::{Json, Router, extract::State, http::HeaderMap, response::IntoResponse, routing::post};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use support::{Engine, TestApp};
 
 /// The key the backend is given; the stand-in checks it arrives as a bearer token.
 const KEY: &str = "sk-test-stand-in-key";

@@ -1,10 +1,8 @@
 //! The API suite: every route and error case, run against SQLite and PostgreSQL alike.
 
-mod support;
-
+use crate::support::{Engine, JWT_SECRET, TestApp, assert_error, unique_email};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use support::{Engine, JWT_SECRET, TestApp, assert_error, unique_email};
 
 on_both_engines!(
     register_returns_a_token_and_the_user,

@@ -2,11 +2,9 @@
 //! the user's tasks and is stored; ambiguity and nonsense get clear answers; nothing another
 //! user owns can be read or changed by any message.
 
-mod support;
-
+use crate::support::{Engine, TestApp, assert_error};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use support::{Engine, TestApp, assert_error};
 
 on_both_engines!(
     a_turn_acts_on_tasks_and_conversations_are_stored_listed_and_deleted,

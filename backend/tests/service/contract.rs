@@ -6,16 +6,14 @@
 //! The two Python tools come from PyPI; `.ci/run` installs them into `target/ci/venv`. Without
 //! them these tests fail with the command that installs them.
 
-mod support;
-
 use std::{
     path::{Path, PathBuf},
     process::Command,
 };
 
+use crate::support::{Engine, TestApp};
 use reqwest::Method;
 use serde_json::Value;
-use support::{Engine, TestApp};
 
 /// Pinned so a new release cannot change what CI checks.
 const INSTALL: &str = "python3 -m venv target/ci/venv && \

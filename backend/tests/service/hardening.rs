@@ -3,19 +3,17 @@
 //! connections, over-large request heads and made-up methods. Each runs on SQLite and PostgreSQL
 //! where the engine matters.
 
-mod support;
-
 use std::{
     io::{Read, Write},
     net::TcpStream,
     time::Duration,
 };
 
+use crate::support::{Engine, TestApp, assert_error, unique_email};
 use backend::db::Db;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use sqlx::{Connection, Executor, PgConnection};
-use support::{Engine, TestApp, assert_error, unique_email};
 
 on_both_engines!(
     nul_characters_are_refused_alike_on_both_engines,
@@ -263,7 +261,9 @@ async fn a_database_that_refuses_connections_gives_503_database_unavailable() {
     let app = TestApp::spawn(Engine::Postgres).await;
     let (token, _) = app.register("refused").await;
     let name = app.postgres_database().unwrap().to_owned();
-    let mut admin = PgConnection::connect(&support::postgres_admin_url()).await.unwrap();
+    let mut admin = PgConnection::connect(&crate::support::postgres_admin_url())
+        .await
+        .unwrap();
     // What a failover or `ALLOW_CONNECTIONS false` looks like to the server: its connections are
     // terminated ("terminating connection due to administrator command") and new ones refused.
     admin
@@ -356,7 +356,7 @@ async fn readiness_reasons_do_not_reveal_database_details() {
         .unwrap()
         .port();
     let url = format!("postgres://secretuser@127.0.0.1:{closed_port}/secretdb");
-    let app = backend::startup::Application::build(support::test_config(&url))
+    let app = backend::startup::Application::build(crate::support::test_config(&url))
         .await
         .unwrap();
     let base = format!("http://{}", app.local_addr());
@@ -388,11 +388,11 @@ async fn the_login_throttle_holds_across_replicas_on_postgres() {
     let (_, user) = app.register("replicas").await;
     let email = user["email"].as_str().unwrap();
     // A second replica on the same database.
-    let (server_url, _) = support::postgres_admin_url()
+    let (server_url, _) = crate::support::postgres_admin_url()
         .rsplit_once('/')
         .map(|(a, b)| (a.to_owned(), b.to_owned()))
         .unwrap();
-    let mut config = support::test_config(&format!("{server_url}/{}", app.postgres_database().unwrap()));
+    let mut config = crate::support::test_config(&format!("{server_url}/{}", app.postgres_database().unwrap()));
     config.login_max_failures_per_account = 2;
     let second = backend::startup::Application::build(config).await.unwrap();
     let second_base = format!("http://{}", second.local_addr());

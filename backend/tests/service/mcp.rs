@@ -2,8 +2,7 @@
 //! running backend: it lists the tools and calls add / list / complete as the token's user; a
 //! request without a valid token is refused.
 
-mod support;
-
+use crate::support::{Engine, TestApp};
 use reqwest::{Method, StatusCode};
 use rmcp::{
     ServiceExt,
@@ -12,7 +11,6 @@ use rmcp::{
     transport::{StreamableHttpClientTransport, streamable_http_client::StreamableHttpClientTransportConfig},
 };
 use serde_json::{Value, json};
-use support::{Engine, TestApp};
 
 on_both_engines!(an_mcp_client_lists_and_calls_the_tools_as_the_tokens_user);
 
