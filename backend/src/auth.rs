@@ -10,15 +10,18 @@ use argon2::{
     Argon2,
     password_hash::{PasswordHasher, PasswordVerifier, phc::PasswordHash},
 };
-use axum::{extract::FromRequestParts, http::request::Parts};
+use axum::{
+    extract::{FromRef, FromRequestParts},
+    http::request::Parts,
+};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Semaphore;
 
 use crate::{
+    db::Db,
     error::{ApiError, account_gone},
-    sessions::{self, SessionStatus},
-    state::AppState,
+    sessions::{self, SessionStatus, VerifiedToken},
 };
 
 /// At most this many argon2 computations run at once. Each takes 19 MiB and a core for tens of
@@ -86,17 +89,6 @@ struct Claims {
     jti: String,
 }
 
-/// What a valid token proves.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct VerifiedToken {
-    /// The user id.
-    pub user_id: i64,
-    /// The token's id.
-    pub token_id: String,
-    /// When it expires, seconds since the epoch.
-    pub expires_at: u64,
-}
-
 /// Signs and checks login tokens.
 #[derive(Clone)]
 pub struct Tokens {
@@ -161,10 +153,17 @@ pub struct AuthUser {
     pub token: VerifiedToken,
 }
 
-impl FromRequestParts<AppState> for AuthUser {
+/// Works with any router state that holds the token keys and the database, so this module does
+/// not depend on the application's state (which depends on it).
+impl<S> FromRequestParts<S> for AuthUser
+where
+    S: Send + Sync,
+    Tokens: FromRef<S>,
+    Db: FromRef<S>,
+{
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let header = parts
             .headers
             .get(axum::http::header::AUTHORIZATION)
@@ -175,11 +174,10 @@ impl FromRequestParts<AppState> for AuthUser {
             .and_then(|value| value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer ")))
             .map(str::trim)
             .ok_or_else(|| ApiError::Unauthorized("the Authorization header must be `Bearer <token>`".to_owned()))?;
-        let token = state
-            .tokens
+        let token = Tokens::from_ref(state)
             .verify(token)
             .ok_or_else(|| ApiError::Unauthorized("the token is invalid or has expired; log in again".to_owned()))?;
-        match sessions::status(&state.db, token.user_id, &token.token_id).await? {
+        match sessions::status(&Db::from_ref(state), token.user_id, &token.token_id).await? {
             SessionStatus::Live => Ok(Self {
                 id: token.user_id,
                 token,

@@ -195,16 +195,6 @@ impl Config {
     pub fn request_timeout(&self) -> Duration {
         Duration::from_secs(self.request_timeout_seconds)
     }
-
-    /// The login throttle's limits.
-    pub fn login_policy(&self) -> crate::login_throttle::LoginPolicy {
-        crate::login_throttle::LoginPolicy {
-            per_account: self.login_max_failures_per_account,
-            per_client: self.login_max_failures_per_client,
-            window: Duration::from_secs(self.login_failure_window_seconds),
-            trusted_proxy_hops: usize::try_from(self.trusted_proxy_hops).unwrap_or(0),
-        }
-    }
 }
 
 /// Which database engine a URL selects.

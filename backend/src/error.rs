@@ -9,8 +9,6 @@ use axum::{
     http::{HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
-use serde::Serialize;
-use utoipa::ToSchema;
 
 /// An error answered to the client.
 #[derive(Debug, thiserror::Error)]
@@ -95,21 +93,7 @@ impl ApiError {
     }
 }
 
-/// The JSON body of every error response.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ErrorBody {
-    /// What went wrong.
-    pub error: ErrorDetail,
-}
-
-/// The code and message of an error.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ErrorDetail {
-    /// Stable snake_case code, e.g. `email_taken`.
-    pub code: String,
-    /// Human-readable explanation.
-    pub message: String,
-}
+pub use todo_service::wire::{ErrorBody, ErrorDetail};
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
@@ -121,12 +105,7 @@ impl IntoResponse for ApiError {
             }
             other => other.to_string(),
         };
-        let body = ErrorBody {
-            error: ErrorDetail {
-                code: self.code().to_owned(),
-                message,
-            },
-        };
+        let body = ErrorBody::new(self.code(), message);
         let mut response = (status, Json(body)).into_response();
         if let Self::TooManyRequests { retry_after_secs, .. } = self {
             response

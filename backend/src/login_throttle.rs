@@ -11,24 +11,28 @@
 use std::{net::SocketAddr, time::Duration};
 
 use axum::{
-    extract::{ConnectInfo, FromRequestParts},
+    extract::{ConnectInfo, FromRef, FromRequestParts},
     http::{HeaderMap, request::Parts},
 };
 
 use crate::{
+    config::Config,
     db::{Db, now_millis},
     error::{ApiError, ApiResult},
-    state::AppState,
 };
 
 /// The requesting client's address, as [`client_address`] finds it.
 #[derive(Debug, Clone)]
 pub struct ClientAddress(pub String);
 
-impl FromRequestParts<AppState> for ClientAddress {
+impl<S> FromRequestParts<S> for ClientAddress
+where
+    S: Send + Sync,
+    LoginPolicy: FromRef<S>,
+{
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let peer = parts
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
@@ -36,7 +40,7 @@ impl FromRequestParts<AppState> for ClientAddress {
         Ok(Self(client_address(
             &parts.headers,
             peer,
-            state.login.trusted_proxy_hops,
+            LoginPolicy::from_ref(state).trusted_proxy_hops,
         )))
     }
 }
@@ -52,6 +56,18 @@ pub struct LoginPolicy {
     pub window: Duration,
     /// Proxies in front of this server that append to `X-Forwarded-For` (0: use the peer address).
     pub trusted_proxy_hops: usize,
+}
+
+impl LoginPolicy {
+    /// The limits the settings give.
+    pub fn from_config(config: &Config) -> LoginPolicy {
+        LoginPolicy {
+            per_account: config.login_max_failures_per_account,
+            per_client: config.login_max_failures_per_client,
+            window: Duration::from_secs(config.login_failure_window_seconds),
+            trusted_proxy_hops: usize::try_from(config.trusted_proxy_hops).unwrap_or(0),
+        }
+    }
 }
 
 /// Who is trying to log in, as the throttle counts them.

@@ -2,7 +2,7 @@
 //! assistant's turns by engine, tool calls by tool and outcome, and the LLM provider's errors
 //! and latency.
 
-use std::time::Instant;
+use std::{sync::Arc, time::Instant};
 
 use axum::{
     extract::{MatchedPath, Request, State},
@@ -19,8 +19,6 @@ use prometheus_client::{
     },
     registry::Registry,
 };
-
-use crate::state::AppState;
 
 /// Labels of every request metric, each from a bounded set so no client can grow `/metrics`:
 /// `method` is a standard method or `other`, `route` the route pattern (`/api/v1/tasks/{id}`,
@@ -176,7 +174,7 @@ impl Metrics {
 }
 
 /// Middleware that counts and times every request.
-pub async fn track(State(state): State<AppState>, request: Request, next: Next) -> Response {
+pub async fn track(State(metrics): State<Arc<Metrics>>, request: Request, next: Next) -> Response {
     let started = Instant::now();
     let method = method_label(request.method());
     let route = request
@@ -189,6 +187,6 @@ pub async fn track(State(state): State<AppState>, request: Request, next: Next) 
         route,
         status: response.status().as_u16(),
     };
-    state.metrics.observe(labels, started.elapsed().as_secs_f64());
+    metrics.observe(labels, started.elapsed().as_secs_f64());
     response
 }

@@ -4,7 +4,6 @@
 //! holds on every replica sharing the database.
 
 use crate::{
-    auth::VerifiedToken,
     db::{Db, now_millis},
     error::ApiResult,
 };
@@ -18,6 +17,17 @@ pub enum SessionStatus {
     AccountGone,
     /// The token was logged out.
     LoggedOut,
+}
+
+/// What a valid token proves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifiedToken {
+    /// The user id.
+    pub user_id: i64,
+    /// The token's id.
+    pub token_id: String,
+    /// When it expires, seconds since the epoch.
+    pub expires_at: u64,
 }
 
 /// One query: does the user exist, and is this token revoked?

@@ -34,6 +34,7 @@ use crate::{
     db::Db,
     error::ApiError,
     extract::BODY_LIMIT_BYTES,
+    login_throttle::LoginPolicy,
     metrics::Metrics,
     routes,
     state::{AppState, BuildInfo, Readiness},
@@ -76,7 +77,7 @@ impl Application {
         let state = AppState {
             db,
             tokens: Tokens::new(&secret, Duration::from_secs(config.token_ttl_seconds)),
-            login: config.login_policy(),
+            login: LoginPolicy::from_config(&config),
             metrics: Arc::new(Metrics::default()),
             readiness: Arc::new(Readiness::default()),
             build: Arc::new(BuildInfo {
@@ -181,7 +182,11 @@ pub fn app(state: AppState, config: &Config) -> Router {
                 async move { ([(header::CONTENT_TYPE, "application/json")], body.to_string()) }
             }),
         )
-        .merge(crate::chat::mcp::router(&state))
+        .merge(crate::chat::mcp::router(
+            state.tokens.clone(),
+            state.db.clone(),
+            state.metrics.clone(),
+        ))
         .fallback(
             |request: Request| async move { ApiError::NotFound(format!("no route for {}", request.uri().path())) },
         )
@@ -194,7 +199,7 @@ pub fn app(state: AppState, config: &Config) -> Router {
             },
             request_timeout,
         ))
-        .layer(from_fn_with_state(state.clone(), crate::metrics::track))
+        .layer(from_fn_with_state(state.metrics.clone(), crate::metrics::track))
         .layer(CatchPanicLayer::custom(|_| {
             ApiError::Internal(anyhow::anyhow!("a request handler panicked")).into_response()
         }))

@@ -5,6 +5,8 @@ use std::sync::{
     atomic::{AtomicBool, Ordering},
 };
 
+use axum::extract::FromRef;
+
 use crate::{auth::Tokens, chat::Assistant, db::Db, login_throttle::LoginPolicy, metrics::Metrics};
 
 /// Shared, cheap to clone.
@@ -24,6 +26,27 @@ pub struct AppState {
     pub build: Arc<BuildInfo>,
     /// The chat assistant's engine.
     pub assistant: Arc<Assistant>,
+}
+
+/// What the request extractors take from the state ([`crate::auth::AuthUser`] and
+/// [`crate::login_throttle::ClientAddress`]): they are generic over any state offering these, so
+/// neither module depends on this one.
+impl FromRef<AppState> for Tokens {
+    fn from_ref(state: &AppState) -> Tokens {
+        state.tokens.clone()
+    }
+}
+
+impl FromRef<AppState> for Db {
+    fn from_ref(state: &AppState) -> Db {
+        state.db.clone()
+    }
+}
+
+impl FromRef<AppState> for LoginPolicy {
+    fn from_ref(state: &AppState) -> LoginPolicy {
+        state.login
+    }
 }
 
 /// Identity of the running build.

@@ -11,14 +11,14 @@ use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use anyhow::Context;
 use axum::{
-    extract::{ConnectInfo, FromRequestParts},
+    extract::{ConnectInfo, FromRef, FromRequestParts},
     http::request::Parts,
 };
 use reqwest::{Method, RequestBuilder, StatusCode};
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
-use todo_service::{contract::READY_PATH, request_id::X_REQUEST_ID};
+use todo_service::{contract::READY_PATH, request_id::X_REQUEST_ID, wire::ErrorBody};
 
-use crate::{config::Config, session::SessionToken, state::AppState};
+use crate::{config::Config, session::SessionToken};
 
 pub mod chat;
 
@@ -77,51 +77,7 @@ pub struct LoginRequest<'a> {
     pub password: &'a str,
 }
 
-/// How urgent a task is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Priority {
-    /// Can wait.
-    Low,
-    /// The default.
-    #[default]
-    Medium,
-    /// Do first.
-    High,
-}
-
-impl Priority {
-    /// Every priority, most urgent first (the order of select boxes).
-    pub const ALL: [Priority; 3] = [Priority::High, Priority::Medium, Priority::Low];
-
-    /// The wire value (`low`, `medium`, `high`).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Low => "low",
-            Self::Medium => "medium",
-            Self::High => "high",
-        }
-    }
-
-    /// The label people read.
-    pub fn label(self) -> &'static str {
-        match self {
-            Self::Low => "Low",
-            Self::Medium => "Medium",
-            Self::High => "High",
-        }
-    }
-
-    /// Parses a wire value; anything else is `None`.
-    pub fn parse(value: &str) -> Option<Self> {
-        match value {
-            "low" => Some(Self::Low),
-            "medium" => Some(Self::Medium),
-            "high" => Some(Self::High),
-            _ => None,
-        }
-    }
-}
+pub use todo_service::wire::Priority;
 
 /// A task as the API shows it.
 #[derive(Debug, Clone, Deserialize)]
@@ -223,18 +179,6 @@ pub enum BackendError {
     Invalid(String),
 }
 
-/// The backend's error body, `{"error":{"code","message"}}`.
-#[derive(Deserialize)]
-struct ErrorBody {
-    error: ErrorDetail,
-}
-
-#[derive(Deserialize)]
-struct ErrorDetail {
-    code: String,
-    message: String,
-}
-
 /// What /ready reports about the backend.
 #[derive(Debug, Clone, Copy, Serialize)]
 pub struct BackendHealth {
@@ -330,10 +274,16 @@ fn forwarded_for(parts: &Parts) -> Option<String> {
     })
 }
 
-impl FromRequestParts<AppState> for Api {
+/// Works with any router state that holds the client, so this module does not depend on the
+/// application's state (which depends on it).
+impl<S> FromRequestParts<S> for Api
+where
+    S: Send + Sync,
+    BackendClient: FromRef<S>,
+{
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let request_id = parts
             .headers
             .get(&X_REQUEST_ID)
@@ -341,7 +291,7 @@ impl FromRequestParts<AppState> for Api {
             .unwrap_or_default()
             .to_owned();
         Ok(Self {
-            client: state.backend.clone(),
+            client: BackendClient::from_ref(state),
             request_id,
             forwarded_for: forwarded_for(parts),
             token: SessionToken::from_headers(&parts.headers),
@@ -506,13 +456,5 @@ mod tests {
             json,
             serde_json::json!({"title": "t", "description": null, "completed": true})
         );
-    }
-
-    #[test]
-    fn priorities_round_trip() {
-        for p in Priority::ALL {
-            assert_eq!(Priority::parse(p.as_str()), Some(p));
-        }
-        assert_eq!(Priority::parse("urgent"), None);
     }
 }

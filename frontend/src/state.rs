@@ -5,6 +5,8 @@ use std::sync::{
     atomic::{AtomicBool, Ordering},
 };
 
+use axum::extract::FromRef;
+
 use crate::{backend_client::BackendClient, session::CookiePolicy};
 
 /// Shared, cheap to clone.
@@ -16,6 +18,12 @@ pub struct AppState {
     pub cookies: CookiePolicy,
     /// What /ready reports.
     pub readiness: Arc<Readiness>,
+}
+
+impl FromRef<AppState> for BackendClient {
+    fn from_ref(state: &AppState) -> BackendClient {
+        state.backend.clone()
+    }
 }
 
 /// Shutdown state behind /ready. The frontend has no start-up work, so it is ready from the

@@ -29,7 +29,7 @@ use self::{
 };
 use crate::{
     build_images,
-    exec::service::stop_all,
+    exec::service::{Logs, Services},
     progress::step,
     tools::{self, Tool},
 };
@@ -138,16 +138,14 @@ impl Bench {
             let mut measure = Measure {
                 bench: &self,
                 sh,
-                bin_dir: &bin_dir,
                 data: &data,
                 oha: &oha,
-                services: Vec::new(),
+                // How long a service may take to become ready.
+                services: Services::new(&bin_dir, Logs::Discarded, Duration::from_secs(30)),
                 report: &mut report,
             };
             // The frontend is measured once, beside the first engine's backend.
-            let outcome = measure.engine(*engine, i == 0);
-            stop_all(&mut measure.services);
-            runs.push(outcome?);
+            runs.push(measure.engine(*engine, i == 0)?);
         }
         report.goals = goals(&runs, &report.scenarios);
         print!("{}", render(&report));

@@ -22,6 +22,7 @@ use xshell::{Shell, cmd};
 
 use crate::{
     build_images::BuildImages,
+    exec::http::{Poll, wait_for_ok},
     images::{BuildRecord, Service},
     k8s::secret,
     manifests::{self, ContainerSpec},
@@ -98,10 +99,10 @@ impl E2e {
                 // --set-string: a content hash can be all digits, which --set would make a number.
                 args.extend(["--set-string".to_owned(), set]);
             }
-            let documents = manifests::render(sh, &helm, "todo", Path::new("helm"), &args)?;
+            let rendered = manifests::render(sh, &helm, "todo", Path::new("helm"), &args)?;
             Ok((
-                manifests::container_spec(&documents, Service::Backend, &secret_values)?,
-                manifests::container_spec(&documents, Service::Frontend, &secret_values)?,
+                rendered.container_spec(Service::Backend, &secret_values)?,
+                rendered.container_spec(Service::Frontend, &secret_values)?,
             ))
         })?;
 
@@ -184,24 +185,15 @@ fn podman_backend(sh: &Shell) -> Option<network::PodmanBackend> {
     network::parse_podman_info(&info).ok().map(|info| info.backend)
 }
 
-/// Polls `/health` until it answers 200; returns the time since `started`.
+/// Polls `/health` until it answers 200 (for 30 s); returns the time since `started`.
 fn wait_healthy(base: &str, started: Instant) -> anyhow::Result<Duration> {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(1)))
-        .build()
-        .into();
-    while started.elapsed() < Duration::from_secs(30) {
-        if agent
-            .get(format!("{base}{HEALTH_PATH}"))
-            .call()
-            .is_ok_and(|r| r.status() == 200)
-        {
-            return Ok(started.elapsed());
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    bail!("{base}/health did not answer 200 within 30s")
+    let poll = Poll {
+        deadline: started + Duration::from_secs(30),
+        interval: Duration::from_millis(20),
+        attempt_timeout: Duration::from_secs(1),
+    };
+    wait_for_ok(&format!("{base}{HEALTH_PATH}"), poll, || Ok(()))?;
+    Ok(started.elapsed())
 }
 
 /// The containers, network and volume of one e2e run, named after this process so parallel runs

@@ -19,7 +19,7 @@ use clap::Args;
 use xshell::{Shell, cmd};
 
 use crate::{
-    exec::service::{Logs, ServiceProcess, stop_all},
+    exec::service::{Logs, Services},
     progress::step,
     smoke,
 };
@@ -90,52 +90,40 @@ impl Run {
         let flag = stop.clone();
         ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst)).context("installing the Ctrl-C handler")?;
 
-        let mut services = Vec::new();
-        let outcome = self.serve(&bin_dir, &data_dir, jwt_secret, &stop, &mut services);
+        let mut services = Services::new(&bin_dir, Logs::Prefixed, Duration::from_secs(self.timeout));
+        let outcome = self.serve(&data_dir, jwt_secret, &stop, &mut services);
         // Whatever happened — ready, failed to start, interrupted — nothing is left running.
-        stop_all(&mut services);
+        services.stop();
         outcome
     }
 
     fn serve(
         &self,
-        bin_dir: &Path,
         data_dir: &Path,
         jwt_secret: String,
         stop: &AtomicBool,
-        services: &mut Vec<ServiceProcess>,
+        services: &mut Services,
     ) -> anyhow::Result<()> {
-        let timeout = Duration::from_secs(self.timeout);
         let database_url = format!("sqlite://{}", data_dir.join("todo.db").display());
-        services.push(ServiceProcess::start(
-            "backend",
-            &bin_dir.join("backend"),
-            &[
-                ("LISTEN_ADDR", format!("127.0.0.1:{}", self.backend_port)),
-                ("DATABASE_URL", database_url),
-                ("JWT_SECRET", jwt_secret),
-                ("SHUTDOWN_DRAIN_SECONDS", "0".to_owned()),
-            ],
-            Logs::Prefixed,
-        )?);
-        let backend_url = services[0].wait_ready(timeout, stop)?;
-        services.push(ServiceProcess::start(
-            "frontend",
-            &bin_dir.join("frontend"),
-            &[
-                ("LISTEN_ADDR", format!("127.0.0.1:{}", self.port)),
-                ("BACKEND_URL", backend_url.clone()),
-                ("SHUTDOWN_DRAIN_SECONDS", "0".to_owned()),
-            ],
-            Logs::Prefixed,
-        )?);
-        let frontend_url = services[1].wait_ready(timeout, stop)?;
+        let backend_env = [
+            ("LISTEN_ADDR", format!("127.0.0.1:{}", self.backend_port)),
+            ("DATABASE_URL", database_url),
+            ("JWT_SECRET", jwt_secret),
+            ("SHUTDOWN_DRAIN_SECONDS", "0".to_owned()),
+        ];
+        let (backend_url, _) = services.start("backend", &backend_env, stop)?;
+        let frontend_env = [
+            ("LISTEN_ADDR", format!("127.0.0.1:{}", self.port)),
+            ("BACKEND_URL", backend_url.clone()),
+            ("SHUTDOWN_DRAIN_SECONDS", "0".to_owned()),
+        ];
+        let (frontend_url, _) = services.start("frontend", &frontend_env, stop)?;
         if self.json {
             println!(
                 "{}",
                 serde_json::json!({
                     "frontend_url": frontend_url, "backend_url": backend_url,
-                    "frontend_pid": services[1].child.id(), "backend_pid": services[0].child.id(),
+                    "frontend_pid": services.pid("frontend")?, "backend_pid": services.pid("backend")?,
                 })
             );
         }
@@ -152,13 +140,13 @@ impl Run {
                 frontend: frontend_url,
                 backend: backend_url,
                 expect_version: None,
-                timeout,
+                timeout: Duration::from_secs(self.timeout),
             };
             let report = smoke::run_checks(&target);
             report.publish(None, false)?;
             return report.into_result();
         }
-        supervise(services, stop);
+        services.supervise(stop);
         Ok(())
     }
 }
@@ -181,25 +169,4 @@ fn jwt_secret(data_dir: &Path) -> anyhow::Result<String> {
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
     }
     Ok(secret)
-}
-
-/// Waits for Ctrl-C; a service that dies is reported and the other keeps running, so its own
-/// view of the failure (the frontend's "service unavailable" page, say) stays visible.
-fn supervise(services: &mut [ServiceProcess], stop: &AtomicBool) {
-    let mut reported = vec![false; services.len()];
-    while !stop.load(Ordering::SeqCst) {
-        for (service, reported) in services.iter_mut().zip(reported.iter_mut()) {
-            if !*reported && let Ok(Some(status)) = service.child.try_wait() {
-                eprintln!(
-                    "==> the {} exited unexpectedly ({status}); Ctrl-C stops the rest",
-                    service.name
-                );
-                *reported = true;
-            }
-        }
-        if reported.iter().all(|r| *r) {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
 }

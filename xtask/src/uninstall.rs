@@ -235,11 +235,9 @@ fn confirm(release: &Release, what: &str) -> anyhow::Result<()> {
 
 /// The claims in `helm get manifest` and whether Helm keeps each.
 pub fn stored_claims(manifest: &str) -> anyhow::Result<Vec<StoredClaim>> {
-    // A document of another kind does not read as a claim (k8s-openapi checks `kind`).
-    let claims = manifests::parse_documents(manifest)?
+    Ok(manifests::Rendered::parse(manifest)?
+        .claims
         .into_iter()
-        .filter_map(|document| serde_json::from_value::<PersistentVolumeClaim>(document).ok());
-    Ok(claims
         .map(|claim| StoredClaim {
             name: objects::name(&claim.metadata).to_owned(),
             kept: claim

@@ -7,9 +7,11 @@
 //! replica answers any request. It answers plain JSON rather than event streams: every tool is a
 //! single request and response.
 
+use std::sync::Arc;
+
 use axum::{
     Router,
-    extract::{FromRequestParts, Request, State},
+    extract::{FromRef, FromRequestParts, Request, State},
     http::{HeaderValue, header},
     middleware::{Next, from_fn_with_state},
     response::{IntoResponse, Response},
@@ -28,7 +30,11 @@ use rmcp::{
 use serde_json::Value;
 
 use super::tools::{self, ToolCall, Toolbox};
-use crate::{auth::AuthUser, state::AppState};
+use crate::{
+    auth::{AuthUser, Tokens},
+    db::Db,
+    metrics::Metrics,
+};
 
 /// Where the MCP endpoint is served.
 pub const PATH: &str = "/mcp";
@@ -38,9 +44,31 @@ pub const PATH: &str = "/mcp";
 #[derive(Debug, Clone, Copy)]
 struct McpUser(i64);
 
-/// The MCP route, behind token authentication.
-pub fn router(state: &AppState) -> Router<AppState> {
-    let handler_state = state.clone();
+/// What authenticating an MCP request needs (the same checks as the REST API's [`AuthUser`]).
+#[derive(Clone)]
+struct Credentials {
+    tokens: Tokens,
+    db: Db,
+}
+
+impl FromRef<Credentials> for Tokens {
+    fn from_ref(credentials: &Credentials) -> Tokens {
+        credentials.tokens.clone()
+    }
+}
+
+impl FromRef<Credentials> for Db {
+    fn from_ref(credentials: &Credentials) -> Db {
+        credentials.db.clone()
+    }
+}
+
+/// The MCP route, behind token authentication; it fits a router of any state.
+pub fn router<S: Clone + Send + Sync + 'static>(tokens: Tokens, db: Db, metrics: Arc<Metrics>) -> Router<S> {
+    let handler = TodoMcp {
+        db: db.clone(),
+        metrics,
+    };
     let config = StreamableHttpServerConfig::default()
         .with_legacy_session_mode(false)
         .with_json_response(true)
@@ -49,24 +77,20 @@ pub fn router(state: &AppState) -> Router<AppState> {
         // servers); this one is reached by its Service name and needs a token anyway.
         .disable_allowed_hosts();
     let service = StreamableHttpService::new(
-        move || {
-            Ok(TodoMcp {
-                state: handler_state.clone(),
-            })
-        },
+        move || Ok(handler.clone()),
         // Unused in stateless mode, but the service needs a manager.
         LocalSessionManager::default().into(),
         config,
     );
     Router::new()
         .route_service(PATH, service)
-        .route_layer(from_fn_with_state(state.clone(), authenticate))
+        .route_layer(from_fn_with_state(Credentials { tokens, db }, authenticate))
 }
 
 /// Lets a request through only with a valid login token, and records whose it is.
-async fn authenticate(State(state): State<AppState>, request: Request, next: Next) -> Response {
+async fn authenticate(State(credentials): State<Credentials>, request: Request, next: Next) -> Response {
     let (mut parts, body) = request.into_parts();
-    match AuthUser::from_request_parts(&mut parts, &state).await {
+    match AuthUser::from_request_parts(&mut parts, &credentials).await {
         Ok(user) => {
             parts.extensions.insert(McpUser(user.id));
             next.run(Request::from_parts(parts, body)).await
@@ -84,7 +108,8 @@ async fn authenticate(State(state): State<AppState>, request: Request, next: Nex
 /// The MCP handler: the five tools, run as the request's user.
 #[derive(Clone)]
 pub struct TodoMcp {
-    state: AppState,
+    db: Db,
+    metrics: Arc<Metrics>,
 }
 
 impl ServerHandler for TodoMcp {
@@ -127,7 +152,7 @@ impl ServerHandler for TodoMcp {
             .copied()
             .ok_or_else(|| ErrorData::invalid_request("the request is not authenticated", None))?;
         let arguments = request.arguments.map_or(Value::Null, Value::Object);
-        let toolbox = Toolbox::new(&self.state.db, user.0, &self.state.metrics);
+        let toolbox = Toolbox::new(&self.db, user.0, &self.metrics);
         let action = toolbox
             .call(ToolCall::new(&request.name, arguments))
             .await

@@ -24,8 +24,9 @@ use self::{
 };
 use crate::{
     config::Config,
+    db::Db,
     error::{ApiError, ApiResult},
-    state::AppState,
+    metrics::Metrics,
 };
 
 /// Longest message accepted, in characters.
@@ -145,21 +146,27 @@ fn check_message(raw: &str) -> ApiResult<String> {
 
 /// One turn: reads the conversation (this user's only), lets the engine answer through the tools
 /// as this user, and stores the message and the answer.
-pub async fn chat(state: &AppState, user_id: i64, request: ChatRequest) -> ApiResult<ChatResponse> {
+pub async fn chat(
+    assistant: &Assistant,
+    db: &Db,
+    metrics: &Metrics,
+    user_id: i64,
+    request: ChatRequest,
+) -> ApiResult<ChatResponse> {
     let message = check_message(&request.message)?;
     let history = match request.conversation_id {
-        Some(id) => store::get(&state.db, user_id, id).await?.messages,
+        Some(id) => store::get(db, user_id, id).await?.messages,
         None => Vec::new(),
     };
-    let tools = Toolbox::new(&state.db, user_id, &state.metrics);
-    let reply = state.assistant.respond(tools, &history, &message, today()).await?;
-    state.metrics.chat_turn(reply.engine);
+    let tools = Toolbox::new(db, user_id, metrics);
+    let reply = assistant.respond(tools, &history, &message, today()).await?;
+    metrics.chat_turn(reply.engine);
     let turn = Turn {
         message,
         reply: reply.text.clone(),
         actions: reply.actions.clone(),
     };
-    let conversation_id = store::save_turn(&state.db, user_id, request.conversation_id, turn).await?;
+    let conversation_id = store::save_turn(db, user_id, request.conversation_id, turn).await?;
     Ok(ChatResponse {
         conversation_id,
         reply: reply.text,

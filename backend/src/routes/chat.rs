@@ -45,7 +45,9 @@ async fn post_chat(
     auth: AuthUser,
     ApiJson(body): ApiJson<ChatRequest>,
 ) -> ApiResult<Json<ChatResponse>> {
-    Ok(Json(chat::chat(&state, auth.id, body).await?))
+    Ok(Json(
+        chat::chat(&state.assistant, &state.db, &state.metrics, auth.id, body).await?,
+    ))
 }
 
 /// Your conversations, most recently active first.

@@ -27,36 +27,11 @@ pub const MAX_LIMIT: u32 = 100;
 /// and a longer pattern only makes SQLite's LIKE slower (at ~50,000 it refuses outright).
 pub const MAX_QUERY_CHARS: usize = 200;
 
-/// How urgent a task is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum Priority {
-    /// Can wait.
-    Low,
-    /// The default.
-    #[default]
-    Medium,
-    /// Do first.
-    High,
-}
+pub use todo_service::wire::Priority;
 
-impl Priority {
-    pub(crate) fn as_str(self) -> &'static str {
-        match self {
-            Self::Low => "low",
-            Self::Medium => "medium",
-            Self::High => "high",
-        }
-    }
-
-    fn parse_stored(value: &str) -> anyhow::Result<Self> {
-        match value {
-            "low" => Ok(Self::Low),
-            "medium" => Ok(Self::Medium),
-            "high" => Ok(Self::High),
-            other => anyhow::bail!("stored priority {other:?} is not low, medium or high"),
-        }
-    }
+/// Reads a priority as the database stores it (its wire value).
+fn parse_stored_priority(value: &str) -> anyhow::Result<Priority> {
+    Priority::parse(value).ok_or_else(|| anyhow::anyhow!("stored priority {value:?} is not low, medium or high"))
 }
 
 /// A task as the API shows it.
@@ -415,7 +390,7 @@ impl TaskRow {
             title: self.title,
             description: self.description,
             completed: self.completed_at.is_some(),
-            priority: Priority::parse_stored(&self.priority)?,
+            priority: parse_stored_priority(&self.priority)?,
             due_date: self.due_date,
             tags: self.tags,
             created_at: rfc3339(self.created_at),

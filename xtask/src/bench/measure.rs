@@ -1,11 +1,7 @@
 //! One engine's measurement: its backend started on a fresh database (start-up time, memory),
 //! seeded, loaded closed-loop and open-loop, and — beside the first engine — the frontend.
 
-use std::{
-    path::Path,
-    sync::atomic::AtomicBool,
-    time::{Duration, Instant},
-};
+use std::{path::Path, sync::atomic::AtomicBool, time::Duration};
 
 use serde_json::json;
 use todo_service::contract::{HEALTH_PATH, SESSION_COOKIE};
@@ -17,25 +13,19 @@ use super::{
     report::{BenchReport, EngineRun, Scenario, millis, scenario},
     rss_mib, seed,
 };
-use crate::{
-    exec::service::{Logs, ServiceProcess},
-    progress::step,
-};
+use crate::{exec::service::Services, progress::step};
 
-/// How long a service may take to become ready.
-const READY_TIMEOUT: Duration = Duration::from_secs(30);
 /// The JWT secret of the benchmark's backend.
 const SECRET: &str = "bench-secret-bench-secret-bench-secret-0";
 
-/// What one measurement needs and what it records; the caller stops `services` afterwards,
-/// whatever happened.
+/// What one measurement needs and what it records; `services` stop when it is dropped, whatever
+/// happened.
 pub(super) struct Measure<'a> {
     pub bench: &'a Bench,
     pub sh: &'a Shell,
-    pub bin_dir: &'a Path,
     pub data: &'a Path,
     pub oha: &'a Path,
-    pub services: Vec<ServiceProcess>,
+    pub services: Services,
     pub report: &'a mut BenchReport,
 }
 
@@ -61,7 +51,7 @@ impl Measure<'_> {
         self.report.startup_ms.insert(backend_name.clone(), startup_ms);
         self.report
             .idle_rss_mib
-            .insert(backend_name.clone(), rss_mib(self.services[0].child.id())?);
+            .insert(backend_name.clone(), rss_mib(self.services.pid("backend")?)?);
 
         let (reader, writer) = step("seed: a user with 100 tasks, and a user to write as", || seed(&backend))?;
         let tasks = format!("{backend}/api/v1/tasks");
@@ -85,7 +75,7 @@ impl Measure<'_> {
         if with_frontend {
             self.frontend(&backend, &reader)?;
         }
-        let loaded_rss_mib = rss_mib(self.services[0].child.id())?;
+        let loaded_rss_mib = rss_mib(self.services.pid("backend")?)?;
         self.report.loaded_rss_mib.insert(backend_name, loaded_rss_mib);
         Ok(EngineRun {
             engine,
@@ -102,17 +92,8 @@ impl Measure<'_> {
     /// Starts one of the app's binaries and waits until it is ready; returns its URL and how
     /// long that took.
     fn start(&mut self, name: &'static str, env: &[(&str, String)]) -> anyhow::Result<(String, f64)> {
-        let stop = AtomicBool::new(false);
-        let started = Instant::now();
-        self.services.push(ServiceProcess::start(
-            name,
-            &self.bin_dir.join(name),
-            env,
-            Logs::Discarded,
-        )?);
-        let index = self.services.len() - 1;
-        let url = self.services[index].wait_ready(READY_TIMEOUT, &stop)?;
-        Ok((url, millis(started.elapsed())))
+        let (url, took) = self.services.start(name, env, &AtomicBool::new(false))?;
+        Ok((url, millis(took)))
     }
 
     /// A closed-loop load: `--connections` requests in flight for `--duration` seconds.
@@ -209,7 +190,7 @@ impl Measure<'_> {
         self.report.startup_ms.insert("frontend".into(), startup_ms);
         self.report
             .idle_rss_mib
-            .insert("frontend".into(), rss_mib(self.services[1].child.id())?);
+            .insert("frontend".into(), rss_mib(self.services.pid("frontend")?)?);
         let page = Load {
             headers: vec![format!("cookie: {SESSION_COOKIE}={reader}")],
             ..self.closed(format!("{frontend}/"), None, false)
@@ -217,7 +198,7 @@ impl Measure<'_> {
         self.row("frontend: GET / (task list page)".to_owned(), page)?;
         self.report
             .loaded_rss_mib
-            .insert("frontend".into(), rss_mib(self.services[1].child.id())?);
+            .insert("frontend".into(), rss_mib(self.services.pid("frontend")?)?);
         Ok(())
     }
 }

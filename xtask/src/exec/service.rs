@@ -4,7 +4,7 @@
 use std::{
     collections::VecDeque,
     io::{BufRead, BufReader},
-    path::Path,
+    path::{Path, PathBuf},
     process::{Child, Command, Stdio},
     sync::{
         Arc, Mutex,
@@ -20,6 +20,8 @@ use nix::{
     unistd::Pid,
 };
 use todo_service::contract::{LISTENING_ON, READY_PATH};
+
+use super::http::{Poll, wait_for_ok};
 
 /// What happens to a child's log lines.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -89,23 +91,16 @@ impl ServiceProcess {
             }
             self.check_alive(stop, deadline)?;
         };
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(Duration::from_secs(2)))
-            .build()
-            .into();
-        loop {
-            if agent
-                .get(format!("{base}{READY_PATH}"))
-                .call()
-                .is_ok_and(|r| r.status() == 200)
-            {
-                return Ok(base);
-            }
-            self.check_alive(stop, deadline)?;
+        let poll = Poll {
+            deadline,
             // Short: `bench` reads the start-up time off this loop.
-            std::thread::sleep(Duration::from_millis(2));
-        }
+            interval: Duration::from_millis(2),
+            attempt_timeout: Duration::from_secs(2),
+        };
+        wait_for_ok(&format!("{base}{READY_PATH}"), poll, || {
+            self.check_alive(stop, deadline)
+        })?;
+        Ok(base)
     }
 
     fn check_alive(&mut self, stop: &AtomicBool, deadline: Instant) -> anyhow::Result<()> {
@@ -173,8 +168,90 @@ fn listening_address(line: &str) -> Option<String> {
     url.starts_with("http://").then_some(url)
 }
 
+/// The app's services as local processes (`run`, `bench`), started one after the other, each
+/// ready before the next starts (the frontend needs the backend's URL), and stopped together.
+pub struct Services {
+    bin_dir: PathBuf,
+    logs: Logs,
+    timeout: Duration,
+    running: Vec<ServiceProcess>,
+}
+
+impl Services {
+    /// None running yet; binaries come from `bin_dir`, each gets `timeout` to become ready.
+    pub fn new(bin_dir: &Path, logs: Logs, timeout: Duration) -> Services {
+        Services {
+            bin_dir: bin_dir.to_owned(),
+            logs,
+            timeout,
+            running: Vec::new(),
+        }
+    }
+
+    /// Starts the binary `name` with `env` and waits until it is ready; returns its URL and how
+    /// long it took to become ready.
+    pub fn start(
+        &mut self,
+        name: &'static str,
+        env: &[(&str, String)],
+        stop: &AtomicBool,
+    ) -> anyhow::Result<(String, Duration)> {
+        let started = Instant::now();
+        self.running
+            .push(ServiceProcess::start(name, &self.bin_dir.join(name), env, self.logs)?);
+        let service = self.running.last_mut().context("just started")?;
+        let url = service.wait_ready(self.timeout, stop)?;
+        Ok((url, started.elapsed()))
+    }
+
+    /// The process id of the running service `name`.
+    pub fn pid(&self, name: &str) -> anyhow::Result<u32> {
+        self.running
+            .iter()
+            .find(|s| s.name == name)
+            .map(|s| s.child.id())
+            .with_context(|| format!("the {name} is not running"))
+    }
+
+    /// Waits for Ctrl-C; a service that dies is reported and the others keep running, so their
+    /// own view of the failure (the frontend's "service unavailable" page, say) stays visible.
+    pub fn supervise(&mut self, stop: &AtomicBool) {
+        let mut reported = vec![false; self.running.len()];
+        while !stop.load(Ordering::SeqCst) {
+            for (service, reported) in self.running.iter_mut().zip(reported.iter_mut()) {
+                if !*reported && let Ok(Some(status)) = service.child.try_wait() {
+                    eprintln!(
+                        "==> the {} exited unexpectedly ({status}); Ctrl-C stops the rest",
+                        service.name
+                    );
+                    *reported = true;
+                }
+            }
+            if reported.iter().all(|r| *r) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// Stops every service (see [`stop_all`]).
+    pub fn stop(&mut self) {
+        if !self.running.is_empty() {
+            stop_all(&mut self.running);
+            self.running.clear();
+        }
+    }
+}
+
+impl Drop for Services {
+    /// Whatever happened (ready, failed to start, interrupted, an error), nothing is left running.
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
 /// Asks every service to stop (SIGINT: no drain pause) and waits; kills what does not stop.
-pub fn stop_all(services: &mut [ServiceProcess]) {
+fn stop_all(services: &mut [ServiceProcess]) {
     for service in services.iter_mut().rev() {
         if let Ok(None) = service.child.try_wait()
             && let Ok(pid) = i32::try_from(service.child.id())

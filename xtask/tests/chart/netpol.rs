@@ -163,10 +163,19 @@ pub fn problems(m: &Manifest) -> Vec<(&Object, String)> {
         })
         .collect();
     let workloads = m.workloads();
-    let mut problems = Vec::new();
+    let mut problems = isolation_problems(&policies, &workloads);
+    if policies.is_empty() {
+        return problems;
+    }
+    problems.extend(dangling_selectors(&policies, &workloads));
+    problems.extend(flow_problems(&policies, &workloads));
+    problems
+}
 
-    // Every pod is isolated by a default-deny policy (both directions, no rule).
-    for w in &workloads {
+/// Every pod is isolated by a default-deny policy (both directions, no rule).
+fn isolation_problems<'m>(policies: &[Policy<'m>], workloads: &[Workload<'m>]) -> Vec<(&'m Object, String)> {
+    let mut problems = Vec::new();
+    for w in workloads {
         let denied = policies.iter().any(|p| {
             p.selects(w)
                 && p.has_type("Ingress")
@@ -184,12 +193,13 @@ pub fn problems(m: &Manifest) -> Vec<(&Object, String)> {
             problems.push((w.object, "no NetworkPolicy selects its pods".to_owned()));
         }
     }
-    if policies.is_empty() {
-        return problems;
-    }
+    problems
+}
 
-    // No policy or peer selector is dangling.
-    for policy in &policies {
+/// No policy or peer selector is dangling.
+fn dangling_selectors<'m>(policies: &[Policy<'m>], workloads: &[Workload<'m>]) -> Vec<(&'m Object, String)> {
+    let mut problems = Vec::new();
+    for policy in policies {
         if !workloads.iter().any(|w| policy.selects(w)) {
             problems.push((policy.object, "its podSelector matches no workload".to_owned()));
         }
@@ -209,45 +219,45 @@ pub fn problems(m: &Manifest) -> Vec<(&Object, String)> {
             }
         }
     }
+    problems
+}
 
-    // The intended flows are open, every other flow between the release's pods is closed, and
-    // each side holds on its own: a pod's ingress policy admits only its intended clients (unless
-    // it is the app's open entry point) and its egress policy reaches only its intended servers.
-    for from in &workloads {
+/// The intended flows are open, every other flow between the release's pods is closed, and
+/// each side holds on its own: a pod's ingress policy admits only its intended clients (unless
+/// it is the app's open entry point) and its egress policy reaches only its intended servers.
+fn flow_problems<'m>(policies: &[Policy<'m>], workloads: &[Workload<'m>]) -> Vec<(&'m Object, String)> {
+    let mut problems = Vec::new();
+    for from in workloads {
         for to in workloads.iter().filter(|to| to.component() != from.component()) {
             let intended = INTENDED_FLOWS.contains(&(from.component(), to.component()));
-            for container in to.containers() {
-                for port in container.ports.iter().flatten() {
-                    let sides = [
-                        (
-                            "ingress",
-                            ingress_allows(&policies, from, to, port),
-                            intended || OPEN_INGRESS.contains(&to.component()),
+            for port in to.containers().flat_map(|c| c.ports.iter().flatten()) {
+                let sides = [
+                    (
+                        "ingress",
+                        ingress_allows(policies, from, to, port),
+                        intended || OPEN_INGRESS.contains(&to.component()),
+                    ),
+                    ("egress", egress_allows(policies, from, to, port), intended),
+                    ("end to end", allowed(policies, from, to, port), intended),
+                ];
+                for (side, open, expected) in sides.into_iter().filter(|(_, open, expected)| open != expected) {
+                    problems.push((
+                        to.object,
+                        format!(
+                            "{} -> {} port {} ({side}): {} but should be {}",
+                            from.object.id(),
+                            to.object.id(),
+                            port.container_port,
+                            if open { "allowed" } else { "denied" },
+                            if expected { "allowed" } else { "denied" },
                         ),
-                        ("egress", egress_allows(&policies, from, to, port), intended),
-                        ("end to end", allowed(&policies, from, to, port), intended),
-                    ];
-                    for (side, open, expected) in sides {
-                        if open != expected {
-                            problems.push((
-                                to.object,
-                                format!(
-                                    "{} -> {} port {} ({side}): {} but should be {}",
-                                    from.object.id(),
-                                    to.object.id(),
-                                    port.container_port,
-                                    if open { "allowed" } else { "denied" },
-                                    if expected { "allowed" } else { "denied" },
-                                ),
-                            ));
-                        }
-                    }
+                    ));
                 }
             }
         }
         if NEEDS_DNS.contains(&from.component()) {
             for protocol in ["UDP", "TCP"] {
-                if !dns_allowed(&policies, from, protocol) {
+                if !dns_allowed(policies, from, protocol) {
                     problems.push((from.object, format!("no egress to the cluster DNS on 53/{protocol}")));
                 }
             }
