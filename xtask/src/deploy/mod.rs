@@ -21,9 +21,11 @@
 //! back themselves, so an early stop never leaves a release stuck in `pending-upgrade`.
 //!
 //! The images are loaded in [`load`], the rollout is watched in [`watch`], a failure is explained
-//! by [`diagnose`] and kept in a bundle by [`bundle`].
+//! by [`diagnose`] and kept in a bundle by [`bundle`]; Ctrl-C while Helm waits is forwarded to
+//! Helm once and its rollback waited for ([`cancel`]).
 
 mod bundle;
+mod cancel;
 pub mod diagnose;
 mod load;
 mod preflight;
@@ -181,7 +183,10 @@ impl Deploy {
             Ok(()) => Ok(()),
             Err(err) => {
                 let mut message = redactor.redact(&format!("{err:#}"));
-                if let (Some(reached), None, false) = (&reached, &outcome.diagnostics, self.dry_run) {
+                // Stopped by Ctrl-C: the person wants out, not a bundle.
+                let interrupted = err.downcast_ref::<cancel::Interrupted>().is_some();
+                if let (Some(reached), None, false, false) = (&reached, &outcome.diagnostics, self.dry_run, interrupted)
+                {
                     let evidence = Evidence {
                         summary: message.clone(),
                         ..Evidence::default()
