@@ -30,7 +30,7 @@ use crate::{
     smoke,
     tools::{
         engine::{Engine, network},
-        helm,
+        helm::Helm,
     },
 };
 
@@ -79,7 +79,8 @@ impl E2e {
             .image(Service::Frontend)
             .context("no frontend image recorded; run build-images")?;
 
-        let helm = helm::helm_binary()?;
+        // Found and probed like deploy's, so a Helm that cannot run here is explained, not spawned blind.
+        let helm = Helm::find(sh)?.program;
         let mut secret_values = BTreeMap::new();
         secret_values.insert("JWT_SECRET".to_owned(), secret::random_hex(32)?);
         let (backend, frontend) = step("render the chart (values-dev.yaml) and read the pod specs", || {

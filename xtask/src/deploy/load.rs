@@ -1,5 +1,6 @@
-//! Getting the images onto the cluster's nodes for a deploy: the nodes' architecture checked,
-//! each image loaded only where a node lacks that exact image ID, and the result verified.
+//! Getting the images onto the cluster's nodes for a deploy: each image loaded only where a node
+//! lacks that exact image ID, and the result verified. (The nodes' architecture is read in
+//! preflight, and the images are built for it.)
 
 use std::path::Path;
 
@@ -9,11 +10,7 @@ use xshell::Shell;
 use crate::{
     exec::runner::Runner,
     images::{BuildRecord, ImageRecord, Service},
-    k8s::{
-        context,
-        node_images::{self, Loader},
-        release::Release,
-    },
+    k8s::node_images::{self, Loader},
 };
 
 /// The images of both services, refusing a record without one of them.
@@ -31,27 +28,16 @@ pub(super) fn is_local_reference(reference: &str) -> bool {
     node_images::qualify(reference).starts_with("docker.io/library/")
 }
 
-/// Checks the nodes' architecture, then loads each image a node lacks and verifies it arrived.
+/// Loads each image a node lacks and verifies it arrived.
 /// Returns the services whose image was loaded.
 pub(super) fn load_images(
     sh: &Shell,
     runner: Runner,
-    release: &Release,
     loader: &Loader,
     record: &BuildRecord,
     images: &[ImageRecord],
     archive_dir: &Path,
 ) -> anyhow::Result<Vec<Service>> {
-    let nodes = release.query(sh, &["get", "nodes", "-o", "json"])?;
-    let architectures = context::parse_node_architectures(&nodes)?;
-    if architectures.iter().any(|arch| *arch != record.arch) {
-        bail!(
-            "the images are built for linux/{} but the cluster's nodes are {}: cargo xtask build-images --arch {}",
-            record.arch,
-            architectures.join(", "),
-            architectures[0]
-        );
-    }
     if !loader.loads(record.engine) {
         let how = match loader {
             Loader::Registry => "its nodes pull them from the registry",

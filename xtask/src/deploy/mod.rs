@@ -2,9 +2,10 @@
 //! installed or upgraded; the rollout watched until it really works — and when it does not, the
 //! reason and the fix within seconds, with a diagnostics bundle.
 //!
-//! Steps: (1) preflight — the kube context is a local cluster or was named explicitly, and Helm's
-//! major version decides its flags; (2) images — from `build-images` (built first unless
-//! `--no-build`), loaded only where a node does not hold that exact image ID, then verified on
+//! Steps: (1) preflight — the kube context is a local cluster or was named explicitly, Helm's
+//! major version decides its flags, the server meets the chart's `kubeVersion`, and the nodes'
+//! one architecture is the one to build for ([`preflight`]); (2) images — from `build-images`
+//! (built first unless `--no-build`), loaded only where a node does not hold that exact image ID, then verified on
 //! the nodes before the release is touched; (3) the namespace (Pod Security "restricted") and the
 //! Secret (a random JWT secret, once); (4) a release stuck `pending-*` by an interrupted run is
 //! refused, or undone with `--recover`; (5) `helm upgrade --install --wait` with rollback on
@@ -20,11 +21,14 @@
 //! back themselves, so an early stop never leaves a release stuck in `pending-upgrade`.
 //!
 //! The images are loaded in [`load`], the rollout is watched in [`watch`], a failure is explained
-//! by [`diagnose`] and kept in a bundle by [`bundle`].
+//! by [`diagnose`] and kept in a bundle by [`bundle`]; Ctrl-C while Helm waits is forwarded to
+//! Helm once and its rollback waited for ([`cancel`]).
 
 mod bundle;
+mod cancel;
 pub mod diagnose;
 mod load;
+mod preflight;
 mod upgrade;
 mod watch;
 
@@ -48,14 +52,14 @@ use self::{
     watch::Rollout,
 };
 use crate::{
-    build_images::BuildImages,
+    build_images::{Arch, BuildImages},
     exec::runner::Runner,
     images::{BuildRecord, ImageRecord, Service},
     k8s::{
         node_images::Loader,
         objects::{Pod, PodExt},
         port_forward::Forwards,
-        release::{self, Access, DEV_VALUES, Release, ReleaseArgs},
+        release::{self, Release, ReleaseArgs},
         secret::{self, SECRET_NAME},
     },
     progress::step,
@@ -70,9 +74,14 @@ pub struct Deploy {
     /// Which release, where.
     #[command(flatten)]
     pub target: ReleaseArgs,
-    /// Values file for the chart (repeatable, applied in order) [default: helm/values-dev.yaml].
+    /// Values file for the chart (repeatable, applied in order) [default: helm/values-dev.yaml on a
+    /// local cluster without --push; elsewhere only the chart's own helm/values.yaml].
     #[arg(long = "values", short = 'f', value_name = "FILE")]
     pub values: Vec<PathBuf>,
+    /// Apply helm/values-dev.yaml (cookies over plain HTTP, a NodePort, small limits) even to a
+    /// cluster that is not local or with --push; given with --values, it comes first.
+    #[arg(long)]
+    pub dev_values: bool,
     /// Set a chart value (repeatable), e.g. `--set backend.logLevel=debug`. Image keys come from
     /// the build and secret values from the Secret (`cargo xtask secrets`), never from here.
     #[arg(long = "set", value_name = "KEY=VALUE")]
@@ -174,7 +183,10 @@ impl Deploy {
             Ok(()) => Ok(()),
             Err(err) => {
                 let mut message = redactor.redact(&format!("{err:#}"));
-                if let (Some(reached), None, false) = (&reached, &outcome.diagnostics, self.dry_run) {
+                // Stopped by Ctrl-C: the person wants out, not a bundle.
+                let interrupted = err.downcast_ref::<cancel::Interrupted>().is_some();
+                if let (Some(reached), None, false, false) = (&reached, &outcome.diagnostics, self.dry_run, interrupted)
+                {
                     let evidence = Evidence {
                         summary: message.clone(),
                         ..Evidence::default()
@@ -212,13 +224,14 @@ impl Deploy {
         let runner = Runner::new(self.dry_run);
         check_sets(&self.set)?;
         let values = self.values_files()?;
-        let (release, helm) = self.preflight(sh, outcome)?;
+        let preflight::Preflight { release, helm, arch } = self.preflight(sh, outcome)?;
+        let values = self.with_dev_values(&release, values);
         let loader = Loader::for_cluster(&release.kind);
         *reached = Some(Reached {
             release: release.clone(),
             helm: helm.clone(),
         });
-        let (record, images) = self.images(sh, runner, &release, &loader, outcome)?;
+        let (record, images) = self.images(sh, runner, &release, &loader, arch, outcome)?;
         step(
             &format!("namespace {} and Secret {SECRET_NAME}", release.namespace),
             || {
@@ -251,26 +264,6 @@ impl Deploy {
         self.smoke(sh, &release, &images[0].tag, outcome)
     }
 
-    /// (1) Preflight: the kube context may be changed, and Helm's major version decides its flags.
-    fn preflight(&self, sh: &Shell, outcome: &mut Outcome) -> anyhow::Result<(Release, Helm)> {
-        let (release, helm) = step("preflight: kube context and Helm", || {
-            let release = self.target.resolve(sh, Access::Change)?;
-            let helm = Helm::find(sh)?;
-            eprintln!(
-                "    {}; Helm {} ({} {})",
-                release.describe(),
-                helm.version.version,
-                helm.wait_flag(),
-                helm.rollback_on_failure_flag()
-            );
-            Ok((release, helm))
-        })?;
-        outcome.context = Some(release.context.clone());
-        outcome.namespace = Some(release.namespace.clone());
-        outcome.release = Some(release.name.clone());
-        Ok((release, helm))
-    }
-
     /// (2) The images: built or recorded, then loaded where a node lacks them.
     fn images(
         &self,
@@ -278,9 +271,21 @@ impl Deploy {
         runner: Runner,
         release: &Release,
         loader: &Loader,
+        arch: Arch,
         outcome: &mut Outcome,
     ) -> anyhow::Result<(BuildRecord, [ImageRecord; 2])> {
-        let (record, record_path) = self.image_record(sh)?;
+        let (record, record_path) = self.image_record(sh, arch)?;
+        if record.arch != arch.name() {
+            bail!(
+                "the images in {} are built for linux/{} but the cluster's nodes are linux/{}: run `cargo xtask deploy` \
+                 without --no-build/--images (it builds for the nodes), or `cargo xtask build-images --arch {}` and \
+                 then `cargo xtask deploy --no-build`",
+                record_path.display(),
+                record.arch,
+                arch.name(),
+                arch.name()
+            );
+        }
         let images = [
             image_of(&record, Service::Backend)?,
             image_of(&record, Service::Frontend)?,
@@ -294,7 +299,7 @@ impl Deploy {
         }
         let archive_dir = record_path.parent().map_or_else(crate::images_dir, Path::to_path_buf);
         let loaded = step("images into the cluster", || {
-            load_images(sh, runner, release, loader, &record, &images, &archive_dir)
+            load_images(sh, runner, loader, &record, &images, &archive_dir)
         })?;
         outcome.images = images
             .iter()
@@ -364,11 +369,8 @@ impl Deploy {
         result
     }
 
-    /// The values files: the given ones (relative to where the command was run), else values-dev.
+    /// The values files given (relative to where the command was run), each checked to exist.
     fn values_files(&self) -> anyhow::Result<Vec<PathBuf>> {
-        if self.values.is_empty() {
-            return Ok(vec![PathBuf::from(DEV_VALUES)]);
-        }
         self.values
             .iter()
             .map(|file| {
@@ -382,7 +384,7 @@ impl Deploy {
     }
 
     /// The image record: built now, or read from `--images` / the last build.
-    fn image_record(&self, sh: &Shell) -> anyhow::Result<(BuildRecord, PathBuf)> {
+    fn image_record(&self, sh: &Shell, arch: Arch) -> anyhow::Result<(BuildRecord, PathBuf)> {
         if let Some(file) = &self.images {
             let path = crate::from_caller(file);
             return Ok((BuildRecord::load_from(&path)?, path));
@@ -394,6 +396,7 @@ impl Deploy {
         let record = step("build images (reused when unchanged)", || {
             BuildImages {
                 engine: self.engine,
+                arch: Some(arch),
                 push: self.push,
                 registry: self.registry.clone(),
                 dry_run: self.dry_run,

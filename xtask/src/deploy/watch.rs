@@ -16,10 +16,11 @@ use xshell::{Cmd, Shell};
 use super::{
     Deploy, Outcome,
     bundle::{Evidence, crash_log},
+    cancel::{discard_output, helm_output_dir},
     diagnose::{self, Cause, Problem},
 };
 use crate::{
-    exec::background::Background,
+    exec::{background::Background, interrupt::Guarded},
     images::BuildRecord,
     k8s::{
         node_images::Loader,
@@ -61,7 +62,9 @@ impl Rollout<'_> {
     pub fn watch(&mut self, loader: &Loader, record: &BuildRecord, upgrade: Cmd<'_>) -> anyhow::Result<Vec<Pod>> {
         eprintln!("$ {upgrade}");
         let started = Instant::now();
-        let mut helm_run = Background::start(upgrade)?;
+        // From here Ctrl-C is forwarded to Helm once and its rollback waited for (see `cancel`).
+        let interrupts = Guarded::start();
+        let mut helm_run = Background::start_apart(upgrade, &helm_output_dir(), self.rollback_wait())?;
         let hint = |image: &str| loader.hint_for(record, image);
         // Helm ends at its own --timeout (plus its rollback); this only guards against a hang.
         let give_up = started + self.deploy.timeout * 2 + Duration::from_secs(120);
@@ -72,17 +75,26 @@ impl Rollout<'_> {
             if let Some(status) = helm_run.try_finished()? {
                 return self.helm_finished(status, &helm_run, last.as_ref(), &hint);
             }
+            if interrupts.signals() > 0 {
+                return Err(self.interrupted(helm_run, &interrupts));
+            }
             if Instant::now() > give_up {
-                helm_run.stop();
+                eprintln!(
+                    "==> helm did not finish within {}: stopping it",
+                    human(give_up - started)
+                );
+                let _ = helm_run.signal(Signal::SIGTERM);
+                self.await_rollback(helm_run, &interrupts);
                 bail!(
-                    "helm did not finish within {}; the release may be left pending: run again with --recover",
+                    "helm did not finish within {}; if `cargo xtask status` shows the release pending, run again \
+                     with --recover",
                     human(give_up - started)
                 );
             }
             match snapshot(self.sh, self.release) {
                 Ok(now) => {
                     if let Some(problem) = diagnose::diagnose(&now.pods, &now.events, timestamps::now_unix(), &hint) {
-                        return Err(self.stop_early(problem, &now, helm_run));
+                        return Err(self.stop_early(problem, &now, helm_run, &interrupts));
                     }
                     let line = diagnose::progress(&now.pods);
                     if line != shown {
@@ -98,7 +110,7 @@ impl Rollout<'_> {
                 Err(_) => {}
             }
             let next = Instant::now() + POLL_INTERVAL;
-            while Instant::now() < next && helm_run.try_finished()?.is_none() {
+            while Instant::now() < next && helm_run.try_finished()?.is_none() && interrupts.signals() == 0 {
                 thread::sleep(Duration::from_millis(100));
             }
         }
@@ -113,6 +125,7 @@ impl Rollout<'_> {
         hint: &dyn Fn(&str) -> Option<String>,
     ) -> anyhow::Result<Vec<Pod>> {
         let helm_output = show_helm_output(helm_run, self.redactor);
+        discard_output(helm_run);
         if status.success() {
             return Ok(snapshot(self.sh, self.release).map(|s| s.pods).unwrap_or_default());
         }
@@ -127,25 +140,22 @@ impl Rollout<'_> {
     }
 
     /// A failure is certain while Helm still waits: keep the evidence, then stop Helm (which
-    /// marks the release failed and rolls it back).
-    fn stop_early(&mut self, problem: Problem, now: &Snapshot, mut helm_run: Background) -> anyhow::Error {
+    /// marks the release failed and rolls it back) and wait for its rollback.
+    fn stop_early(
+        &mut self,
+        problem: Problem,
+        now: &Snapshot,
+        mut helm_run: Background,
+        interrupts: &Guarded,
+    ) -> anyhow::Error {
         let error = self.fail(Some(problem), Some(now), "", String::new());
         eprintln!(
             "==> stopping helm: it marks the revision failed and rolls back ({})",
             self.helm.rollback_on_failure_flag()
         );
         let _ = helm_run.signal(Signal::SIGTERM);
-        let finished = helm_run.wait_for(self.deploy.timeout + Duration::from_secs(30));
-        let helm_output = show_helm_output(&helm_run, self.redactor);
-        if let Some(dir) = &self.outcome.diagnostics {
+        if let (Some(helm_output), Some(dir)) = (self.await_rollback(helm_run, interrupts), &self.outcome.diagnostics) {
             let _ = std::fs::write(Path::new(dir).join("helm-output.txt"), &helm_output);
-        }
-        if !matches!(finished, Ok(Some(_))) {
-            helm_run.stop();
-            eprintln!(
-                "    helm did not finish its rollback in time; if `cargo xtask status` shows the release \
-                 pending, run `cargo xtask deploy --recover`"
-            );
         }
         error
     }
@@ -228,7 +238,7 @@ fn snapshot(sh: &Shell, release: &Release) -> anyhow::Result<Snapshot> {
 }
 
 /// Prints what Helm wrote (secrets scrubbed) on stderr, indented; returns it.
-fn show_helm_output(helm_run: &Background, redactor: &Redactor) -> String {
+pub(super) fn show_helm_output(helm_run: &Background, redactor: &Redactor) -> String {
     let (stdout, stderr) = helm_run.output();
     let text = redactor.redact(&format!("{stdout}{stderr}"));
     for line in text.lines().filter(|line| !line.trim().is_empty()) {

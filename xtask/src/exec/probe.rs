@@ -93,7 +93,7 @@ pub fn run(cmd: Cmd<'_>, timeout: Duration) -> Probe {
         Err(err) => {
             return Probe {
                 command: command_line,
-                outcome: Outcome::NotStarted(err.to_string()),
+                outcome: Outcome::NotStarted(spawn_error(&err)),
                 stdout: String::new(),
                 stderr: String::new(),
             };
@@ -122,6 +122,16 @@ pub fn run(cmd: Cmd<'_>, timeout: Duration) -> Probe {
         stdout: collect(&stdout),
         stderr: collect(&stderr),
     }
+}
+
+/// Why a program could not be started, in words: ENOEXEC ("Exec format error") means the file is
+/// a program for another processor or operating system (a linux/amd64 binary on an arm64 Linux or
+/// on macOS), which the raw message does not say.
+pub fn spawn_error(err: &std::io::Error) -> String {
+    if err.raw_os_error() == Some(nix::errno::Errno::ENOEXEC as i32) {
+        return "it is not a program for this machine (built for another processor or operating system)".to_owned();
+    }
+    err.to_string()
 }
 
 /// Reads a pipe to its end on a thread of its own; the bytes arrive on the receiver.

@@ -2,6 +2,7 @@
 //! release and the objects it owns, the Secret, the images on the nodes, and port-forwards.
 
 pub mod context;
+pub mod kube_version;
 pub mod node_images;
 pub mod objects;
 pub mod port_forward;

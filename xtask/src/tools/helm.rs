@@ -31,7 +31,21 @@ impl Helm {
         } else {
             helm_binary()?
         };
-        let version = helm_version_of(sh, &program)?;
+        let version = helm_version_of(sh, &program).map_err(|err| {
+            match [dist::HELM4, dist::HELM3]
+                .into_iter()
+                .find(|dist| dist.override_path().as_deref() == Some(program.as_path()))
+            {
+                Some(dist) => err.context(format!(
+                    "{} points at {}, which cannot be used: unset it, or point it at a Helm {} for this machine ({})",
+                    dist.env_override,
+                    program.display(),
+                    dist.major,
+                    tools::HELM.install
+                )),
+                None => err,
+            }
+        })?;
         match version.support() {
             HelmSupport::Supported => {}
             HelmSupport::TooOld => bail!(
@@ -67,16 +81,32 @@ impl Helm {
     }
 }
 
-/// The Helm binary: the one on PATH, else the one `cargo xtask test` fetched into target/.
+/// The Helm binary: the one on PATH, else an explicit `HELM4_BIN`/`HELM3_BIN`, else (on
+/// linux/x86_64 only, the one platform they are built for) the one `cargo xtask test` fetched
+/// into target/. Elsewhere Helm must be installed, and the error says so with the install hint.
 pub fn helm_binary() -> anyhow::Result<PathBuf> {
     if let Some(path) = tools::find(tools::HELM) {
         return Ok(path);
     }
     for dist in [dist::HELM4, dist::HELM3] {
-        let fetched = dist.binary();
-        if fetched.is_file() {
-            return Ok(fetched);
+        let candidate = match dist.override_path() {
+            Some(path) => path,
+            None if dist::fetched_runs_here() => dist.fetched_path(),
+            None => continue,
+        };
+        if candidate.is_file() {
+            return Ok(candidate);
         }
+    }
+    if !dist::fetched_runs_here() {
+        bail!(
+            "`helm` is not installed ({}), and the Helm that `cargo xtask test` fetches into target/helm-dist is built \
+             for linux/x86_64 only, not for this machine ({}/{}): install Helm with: {}",
+            tools::HELM.purpose,
+            std::env::consts::OS,
+            std::env::consts::ARCH,
+            tools::HELM.install
+        );
     }
     tools::require(tools::HELM)
 }

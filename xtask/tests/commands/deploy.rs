@@ -303,7 +303,9 @@ fn a_context_that_is_not_local_is_refused_unless_named_and_then_needs_a_registry
 
     // Named explicitly, it passes preflight; but its nodes cannot see this machine's images.
     let standins = StandIns::new();
-    let run = deploy(&standins, &healthy(), &["--kube-context", remote]);
+    let [remote_kubectl, _] = deployed_release_in(remote);
+    let programs = change(healthy(), "kubectl", |_| remote_kubectl);
+    let run = deploy(&standins, &programs, &["--kube-context", remote]);
     assert_eq!(run.code, 1, "stderr:\n{}", run.stderr);
     assert!(
         run.stderr.contains(&format!(
@@ -851,6 +853,7 @@ fn a_dry_run_prints_the_reviewed_command_list_and_changes_nothing() {
     for line in &invocations {
         let read_only = line.starts_with("kubectl config current-context")
             || line.starts_with(&format!("kubectl {}", query("get ")))
+            || *line == format!("kubectl {}", query("version -o json"))
             || line == "helm version --short"
             || line.starts_with("helm history ")
             || line.starts_with("minikube image ls ");

@@ -6,6 +6,8 @@ mod support;
 
 mod build_images;
 mod deploy;
+mod deploy_interrupted;
+mod deploy_preflight;
 mod doctor;
 mod e2e_cleanup;
 mod lifecycle;

@@ -70,11 +70,28 @@ impl HelmDist {
 
     /// The binary to use: the `HELM<major>_BIN` override if set, else the fetched one.
     pub fn binary(&self) -> PathBuf {
-        match std::env::var_os(self.env_override) {
-            Some(path) if !path.is_empty() => PathBuf::from(path),
-            _ => self.fetched_path(),
-        }
+        self.override_path().unwrap_or_else(|| self.fetched_path())
     }
+
+    /// The `HELM<major>_BIN` override, when it is set (and not empty).
+    pub fn override_path(&self) -> Option<PathBuf> {
+        std::env::var_os(self.env_override)
+            .filter(|path| !path.is_empty())
+            .map(PathBuf::from)
+    }
+}
+
+/// Whether the fetched binaries run on a machine of this operating system and architecture
+/// (`std::env::consts::{OS, ARCH}`): the wheels carry AWS Lambda's linux/x86_64 builds only
+/// (`file` on them: "ELF 64-bit LSB executable, x86-64"); anywhere else `execve` fails with
+/// ENOEXEC.
+pub fn fetched_runs_on(os: &str, arch: &str) -> bool {
+    os == "linux" && arch == "x86_64"
+}
+
+/// [`fetched_runs_on`] this machine.
+pub fn fetched_runs_here() -> bool {
+    fetched_runs_on(std::env::consts::OS, std::env::consts::ARCH)
 }
 
 /// Makes every pinned Helm available, fetching the ones that are absent; returns their paths.
@@ -86,11 +103,23 @@ pub fn ensure(sh: &Shell) -> anyhow::Result<Vec<PathBuf>> {
                 eprintln!("    Helm {}: {} (present)", dist.major, binary.display());
                 return Ok(binary);
             }
-            if std::env::var_os(dist.env_override).is_some_and(|path| !path.is_empty()) {
+            if dist.override_path().is_some() {
                 bail!(
                     "{} points at {}, which is not a file",
                     dist.env_override,
                     binary.display()
+                );
+            }
+            if !fetched_runs_here() {
+                bail!(
+                    "the pinned Helm {} is built for linux/x86_64 only, not for this machine ({}/{}): install Helm 3 \
+                     and Helm 4 for it ({}) and point {} and {} at them",
+                    dist.version,
+                    std::env::consts::OS,
+                    std::env::consts::ARCH,
+                    tools::HELM.install,
+                    HELM3.env_override,
+                    HELM4.env_override
                 );
             }
             step(&format!("fetch Helm {} ({})", dist.version, dist.requirement), || {
@@ -220,6 +249,19 @@ mod tests {
             "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
         )
         .unwrap();
+    }
+
+    #[test]
+    fn the_fetched_helm_is_used_only_on_linux_x86_64() {
+        assert!(fetched_runs_on("linux", "x86_64"));
+        for (os, arch) in [
+            ("macos", "aarch64"),
+            ("macos", "x86_64"),
+            ("linux", "aarch64"),
+            ("windows", "x86_64"),
+        ] {
+            assert!(!fetched_runs_on(os, arch), "{os}/{arch}");
+        }
     }
 
     #[test]

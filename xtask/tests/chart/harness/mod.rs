@@ -25,7 +25,10 @@ use k8s_openapi::{
 };
 use serde::Deserialize;
 use serde_json::Value;
-use xtask::tools::helm::dist::{self, HelmDist};
+use xtask::{
+    exec::probe::spawn_error,
+    tools::helm::dist::{self, HelmDist},
+};
 
 mod objects;
 
@@ -107,7 +110,7 @@ impl Helm {
             .env("HELM_CACHE_HOME", scratch_dir("cache"))
             .env("HELM_DATA_HOME", scratch_dir("data"))
             .output()
-            .unwrap_or_else(|err| panic!("cannot run {}: {err}", self.path.display()));
+            .unwrap_or_else(|err| panic!("cannot run {}: {}", self.path.display(), spawn_error(&err)));
         Outcome {
             success: output.status.success(),
             stdout: String::from_utf8_lossy(&output.stdout).into_owned(),

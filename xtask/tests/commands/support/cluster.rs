@@ -52,6 +52,7 @@ pub fn deployed_release_in(context: &str) -> [Program; 2] {
                 Reply::ok(format!("{context}\n")),
             )
             .on(&query("get nodes -o json"), Reply::ok(fixture("nodes.json")))
+            .on(&query("version -o json"), Reply::ok(fixture("kubectl-version.json")))
             .on(
                 &query("get namespace todo -o json"),
                 Reply::ok(fixture("namespace.json")),
@@ -121,6 +122,8 @@ pub fn healthy() -> Vec<Program> {
         Program::new("kubectl")
             .on("config current-context --request-timeout=5s", Reply::ok("minikube\n"))
             .on(&query("get nodes -o json"), Reply::ok(fixture("nodes.json")))
+            // The server's version for the chart's kubeVersion (Minikube v1.35's default, v1.32.0).
+            .on(&query("version -o json"), Reply::ok(fixture("kubectl-version.json")))
             .on(&query("get namespace todo -o json"), Reply::ok(fixture("namespace.json")))
             .on(&query("get secret todo-secrets -o json"), Reply::ok(fixture("secret.json")))
             .on(

@@ -54,7 +54,14 @@ pub struct Reply {
     /// Answer only once a reply of this program that waits for a signal is waiting (its signal
     /// handlers installed), as a real program that answers after a round trip to a server does.
     pub after_waiting: Option<String>,
+    /// On the signal, behave like Helm cancelling (see [`Reply::rolling_back_for`]): stdout at
+    /// once, then this many milliseconds of "rollback", then stderr and [`ROLLED_BACK`] in the log.
+    pub rollback_millis: Option<u32>,
 }
+
+/// What a stand-in that rolls back on a signal logs (`<program> finished rolling back`) once it
+/// has written both its outputs: missing when a write killed it (SIGPIPE, its reader gone).
+pub const ROLLED_BACK: &str = "finished rolling back";
 
 impl Reply {
     /// Success, printing `stdout`.
@@ -98,6 +105,23 @@ impl Reply {
     pub fn after_waiting(self, program: impl Into<String>) -> Reply {
         Reply {
             after_waiting: Some(program.into()),
+            ..self
+        }
+    }
+
+    /// The same reply (which must wait for a signal), answered the way Helm answers SIGINT or
+    /// SIGTERM (SOURCES.md in fixtures/real-cluster, item 7): the stdout line at once
+    /// (`Release todo has been cancelled.`), then the rollback for `millis` while later signals
+    /// are logged as `<program> <- SIGINT (ignored)` and change nothing, then the stderr line,
+    /// the marker [`ROLLED_BACK`] in the log, and the exit code. A write to a closed pipe kills
+    /// the script (SIGPIPE) as it kills Helm, so the marker then never appears.
+    pub fn rolling_back_for(self, millis: u32) -> Reply {
+        assert!(
+            self.until_signalled,
+            "only a reply that waits for a signal can roll back on one"
+        );
+        Reply {
+            rollback_millis: Some(millis),
             ..self
         }
     }
@@ -164,9 +188,12 @@ impl Program {
         // One function per reply that waits for a signal: it answers when the signal arrives.
         for (pattern_index, (_, replies)) in self.replies.iter().enumerate() {
             for (reply_index, reply) in replies.iter().enumerate().filter(|(_, r)| r.until_signalled) {
+                let output = match reply.rollback_millis {
+                    None => print_output(reply, "  "),
+                    Some(millis) => roll_back(&self.name, reply, millis, &log),
+                };
                 script.push_str(&format!(
-                    "on_signal_{pattern_index}_{reply_index}() {{\n  printf '%s <- %s\\n' {name_q} \"$1\" >> {log}\n  kill \"$sleeper\" 2>/dev/null\n{}  exit {}\n}}\n",
-                    print_output(reply, "  "),
+                    "on_signal_{pattern_index}_{reply_index}() {{\n  printf '%s <- %s\\n' {name_q} \"$1\" >> {log}\n  kill \"$sleeper\" 2>/dev/null\n{output}  exit {}\n}}\n",
                     reply.code,
                     name_q = quote(&self.name),
                 ));
@@ -248,6 +275,29 @@ fn answer(program: &str, reply: &Reply, dir: &Path, (pattern, index): (usize, us
     lines.push_str(&print_output(reply, indent));
     lines.push_str(&format!("{indent}exit {}\n", reply.code));
     lines
+}
+
+/// Helm's answer to a signal, for [`Reply::rolling_back_for`]: later signals only logged, stdout,
+/// the rollback's time, stderr, then the marker.
+fn roll_back(program: &str, reply: &Reply, millis: u32, log: &str) -> String {
+    let name = quote(program);
+    let ignored = |signal: &str| quote(&format!("printf '%s <- {signal} (ignored)\\n' {name} >> {log}"));
+    let print = |text: &str, to: &str| {
+        if text.is_empty() {
+            String::new()
+        } else {
+            format!("  printf '%s' {}{to}\n", quote(text))
+        }
+    };
+    format!(
+        "  trap {} TERM\n  trap {} INT\n{}  /bin/sleep {}.{:03}\n{}  printf '%s {ROLLED_BACK}\\n' {name} >> {log}\n",
+        ignored("SIGTERM"),
+        ignored("SIGINT"),
+        print(&reply.stdout, ""),
+        millis / 1000,
+        millis % 1000,
+        print(&reply.stderr, " >&2"),
+    )
 }
 
 /// The `printf`s of a reply's stdout and stderr.
@@ -452,5 +502,51 @@ mod tests {
         assert!(reader.wait().unwrap().success());
         assert_eq!(standins.stdin_log(), "A=b\nlast\n");
         assert_eq!(standins.invocations(), ["tool wait", "tool <- SIGTERM", "tool read"]);
+    }
+
+    #[test]
+    fn a_reply_that_rolls_back_answers_like_helm_and_ignores_later_signals() {
+        use std::{process::Stdio, thread, time::Duration};
+
+        let standins = StandIns::new();
+        let cancelled = Reply::fail(1, "Error: rolled back\n")
+            .with_stdout("Release todo has been cancelled.\n")
+            .until_signalled()
+            .rolling_back_for(600);
+        standins.install(&Program::new("tool").on("upgrade", cancelled));
+        let tool = standins.bin().join("tool");
+        let upgrading = standins
+            .command(&tool)
+            .arg("upgrade")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        thread::sleep(Duration::from_millis(300));
+        let signal = |name: &str| {
+            std::process::Command::new("kill")
+                .args([name, &upgrading.id().to_string()])
+                .status()
+                .unwrap()
+        };
+        signal("-INT");
+        thread::sleep(Duration::from_millis(150));
+        signal("-TERM");
+        let output = upgrading.wait_with_output().unwrap();
+        assert_eq!(output.status.code(), Some(1));
+        assert_eq!(
+            String::from_utf8_lossy(&output.stdout),
+            "Release todo has been cancelled.\n"
+        );
+        assert_eq!(String::from_utf8_lossy(&output.stderr), "Error: rolled back\n");
+        assert_eq!(
+            standins.invocations(),
+            [
+                "tool upgrade",
+                "tool <- SIGINT",
+                "tool <- SIGTERM (ignored)",
+                &format!("tool {ROLLED_BACK}")
+            ]
+        );
     }
 }
