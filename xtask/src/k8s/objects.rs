@@ -146,8 +146,10 @@ pub fn waiting_reason(status: &ContainerStatus) -> Option<&str> {
 
 /// What the workflow asks of an event.
 pub trait EventExt {
-    /// Whether it is about the pod `name`.
-    fn is_about_pod(&self, name: &str) -> bool;
+    /// Whether it is about `pod`: matched by UID, since a StatefulSet's recreated pod has its
+    /// predecessor's name and the predecessor's events stay listed for the event TTL (an hour);
+    /// by name only for an event or pod without a UID.
+    fn is_about(&self, pod: &Pod) -> bool;
     /// `Unhealthy`, `FailedScheduling`, `BackOff`, ...
     fn reason(&self) -> &str;
     /// The reporter's words.
@@ -159,8 +161,13 @@ pub trait EventExt {
 }
 
 impl EventExt for Event {
-    fn is_about_pod(&self, name: &str) -> bool {
-        self.involved_object.kind.as_deref() == Some("Pod") && self.involved_object.name.as_deref() == Some(name)
+    fn is_about(&self, pod: &Pod) -> bool {
+        let object = &self.involved_object;
+        object.kind.as_deref() == Some("Pod")
+            && match (object.uid.as_deref(), pod.metadata.uid.as_deref()) {
+                (Some(event), Some(pod)) => event == pod,
+                _ => object.name.as_deref() == Some(name(&pod.metadata)),
+            }
     }
 
     fn reason(&self) -> &str {

@@ -9,4 +9,5 @@ mod deploy;
 mod doctor;
 mod e2e_cleanup;
 mod lifecycle;
+mod rollout;
 mod smoke;
