@@ -183,14 +183,14 @@ impl Scene<'_> {
         })
     }
 
-    /// How long a transient error of `seen` has lasted, while it may still clear by itself
-    /// (`None` when it is final: Helm gave up, or the grace period is over).
-    fn in_grace(&self, seen: &Seen<'_>) -> Option<Duration> {
+    /// Whether a transient error of `seen` may still clear by itself: Helm still waits, and the
+    /// error has lasted less than the grace period.
+    fn in_grace(&self, seen: &Seen<'_>) -> bool {
         let lasted = self.view.lingering.lasted(self.pod, seen.name(), self.view.at);
-        (self.view.stage == Stage::Watching && lasted < self.view.grace).then_some(lasted)
+        self.view.stage == Stage::Watching && lasted < self.view.grace
     }
 
-    /// `" (still failing after 1m 0s)"` for a transient error past its grace period.
+    /// `" (still failing after 1m00s)"` for a transient error past its grace period.
     fn lasting(&self, seen: &Seen<'_>) -> String {
         let lasted = self.view.lingering.lasted(self.pod, seen.name(), self.view.at);
         if self.view.stage == Stage::Watching && !lasted.is_zero() {
@@ -223,7 +223,7 @@ impl Scene<'_> {
         // is denied for ever). Anything else may be a rate limit or slow DNS.
         let workflow_local = (self.load_hint)(image).is_some() && is_local_reference(image);
         let certain = reason == "ErrImageNeverPull" || workflow_local;
-        if !certain && self.in_grace(seen).is_some() {
+        if !certain && self.in_grace(seen) {
             return None;
         }
         let fix = match (self.load_hint)(image) {
@@ -268,7 +268,7 @@ impl Scene<'_> {
         ) {
             return None;
         }
-        if Transient::of(reason).is_some() && self.in_grace(seen).is_some() {
+        if Transient::of(reason).is_some() && self.in_grace(seen) {
             return None;
         }
         let (name, component, container) = (self.name, self.component, seen.name());
