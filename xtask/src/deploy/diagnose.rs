@@ -90,14 +90,18 @@ pub fn diagnose(
 }
 
 /// The first reason, in pod-name order, why the pods of this rollout cannot all become ready,
-/// as seen from `view`; `None` while they may still.
+/// as seen from `view`; `None` while they may still. While Helm waits only pods created since the
+/// upgrade began can stop it: a pod from before (kept because its template did not change, or
+/// about to be replaced after a change that kept its image) is judged only once Helm gave up.
 pub fn diagnose_in(
     pods: &[Pod],
     events: &[Event],
     view: &View<'_>,
     load_hint: &dyn Fn(&str) -> Option<String>,
 ) -> Option<Problem> {
-    let mut pods: Vec<&Pod> = pods.iter().filter(|pod| view.baseline.is_rolling_out(pod)).collect();
+    let judged =
+        |pod: &&Pod| view.baseline.is_rolling_out(pod) && (view.stage == Stage::Settled || !view.baseline.existed(pod));
+    let mut pods: Vec<&Pod> = pods.iter().filter(judged).collect();
     pods.sort_by(|a, b| a.name().cmp(b.name()));
     pods.into_iter().find_map(|pod| {
         let scene = Scene {

@@ -3,6 +3,7 @@
 //! evidence is kept and Helm is stopped, so it marks the revision failed and rolls back.
 
 use std::{
+    collections::BTreeSet,
     path::Path,
     process::ExitStatus,
     thread,
@@ -63,6 +64,8 @@ struct Watched {
     lingering: Lingering,
     /// The last snapshot read.
     last: Option<Snapshot>,
+    /// The pods from before the upgrade (and containers) whose trouble was already noted.
+    noted: BTreeSet<(String, Option<String>)>,
 }
 
 impl Watched {
@@ -77,6 +80,27 @@ impl Watched {
             now: timestamps::now_unix(),
         }
     }
+
+    /// What goes wrong with a pod from before the upgrade that this deploy keeps (its image is
+    /// the one deployed), once per container: not a reason to stop Helm, since the upgrade may be
+    /// replacing it (`maxUnavailable: 0` keeps the rollout going), but worth a note.
+    fn kept_pod_trouble(
+        &mut self,
+        now: &Snapshot,
+        at: Instant,
+        hint: &dyn Fn(&str) -> Option<String>,
+    ) -> Option<String> {
+        let kept: Vec<Pod> = now
+            .pods
+            .iter()
+            .filter(|pod| self.baseline.existed(pod))
+            .cloned()
+            .collect();
+        let view = self.view(Stage::Settled, at, Duration::ZERO);
+        let problem = diagnose::diagnose_in(&kept, &now.events, &view, hint)?;
+        let first = self.noted.insert((problem.pod.clone(), problem.container.clone()));
+        first.then_some(problem.reason)
+    }
 }
 
 impl Rollout<'_> {
@@ -88,6 +112,7 @@ impl Rollout<'_> {
             baseline: baseline(self.sh, self.release, record)?,
             lingering: Lingering::default(),
             last: None,
+            noted: BTreeSet::new(),
         };
         eprintln!("$ {upgrade}");
         let started = Instant::now();
@@ -115,6 +140,12 @@ impl Rollout<'_> {
                     let view = watched.view(Stage::Watching, at, self.deploy.pull_grace);
                     if let Some(problem) = diagnose::diagnose_in(&now.pods, &now.events, &view, &hint) {
                         return Err(self.stop_early(problem, &now, helm_run));
+                    }
+                    if let Some(trouble) = watched.kept_pod_trouble(&now, at, &hint) {
+                        eprintln!(
+                            "    note: {} (a pod from before this deploy: not charged to it, Helm keeps waiting)",
+                            self.redactor.redact(&trouble)
+                        );
                     }
                     let line = diagnose::progress(&now.pods, &watched.baseline);
                     if line != shown {

@@ -72,12 +72,16 @@ impl Baseline {
         if !pod.is_current() {
             return false;
         }
-        let existed = pod.metadata.uid.as_ref().is_some_and(|uid| self.pods.contains_key(uid));
         let superseded = self
             .deployed
             .get(pod.component())
             .is_some_and(|wanted| !pod.images().iter().any(|image| qualify(image) == *wanted));
-        !(existed && superseded)
+        !(self.existed(pod) && superseded)
+    }
+
+    /// Whether the pod existed before the upgrade.
+    pub fn existed(&self, pod: &Pod) -> bool {
+        pod.metadata.uid.as_ref().is_some_and(|uid| self.pods.contains_key(uid))
     }
 
     /// Whether `ended`, a run of container `container` of `pod`, ended during this deploy (or the
