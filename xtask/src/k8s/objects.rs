@@ -191,3 +191,32 @@ impl EventExt for Event {
             .unwrap_or(0)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_are_about_a_pod_by_uid_and_by_name_only_without_one() {
+        let pods: Vec<Pod> = parse_items(
+            r#"{"items":[{"metadata":{"name":"todo-postgresql-0","uid":"d2e3f4a5"}},
+                         {"metadata":{"name":"todo-postgresql-0"}}]}"#,
+            "pods",
+        )
+        .unwrap();
+        let events: Vec<Event> = parse_items(
+            r#"{"items":[
+              {"metadata":{"name":"a"},"involvedObject":{"kind":"Pod","name":"todo-postgresql-0","uid":"c1d2e3f4"}},
+              {"metadata":{"name":"b"},"involvedObject":{"kind":"Pod","name":"todo-postgresql-0","uid":"d2e3f4a5"}},
+              {"metadata":{"name":"c"},"involvedObject":{"kind":"Pod","name":"todo-postgresql-0"}},
+              {"metadata":{"name":"d"},"involvedObject":{"kind":"StatefulSet","name":"todo-postgresql-0"}}
+            ]}"#,
+            "events",
+        )
+        .unwrap();
+        let about = |pod: &Pod| -> Vec<bool> { events.iter().map(|e| e.is_about(pod)).collect() };
+        // The predecessor of the same name (another UID) is not this pod.
+        assert_eq!(about(&pods[0]), [false, true, true, false]);
+        assert_eq!(about(&pods[1]), [true, true, true, false]);
+    }
+}
