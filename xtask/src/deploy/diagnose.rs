@@ -4,89 +4,104 @@
 //! [`diagnose`] is pure: it reads the pods' container statuses (`state.waiting.reason`,
 //! `lastState.terminated.exitCode`/`reason`), their `PodScheduled` condition, and the kubelet's
 //! `Unhealthy` events, and returns the first [`Problem`] with what to do about it. Each rule waits
-//! exactly as long as the situation can still heal on its own: an image the node does not hold,
-//! a missing Secret key, a crash or an out-of-memory kill never heal; a claim waiting for its
-//! volume may (so it gets a minute); a readiness probe fails for real once it has failed as often
-//! as the probe's own `failureThreshold`.
+//! exactly as long as the situation can still heal on its own: a workflow-built image the node
+//! does not hold, a missing Secret key, a crash or an out-of-memory kill never heal; a pull or
+//! create error may (rate limits, slow DNS, a name still reserved), so it gets a grace period on
+//! deploy's own clock; a claim waiting for its volume gets a minute; a failing readiness probe
+//! only means "not ready yet", so it is reported once Helm gave up, never while it waits.
+//!
+//! While a rollout is watched, only its own pods count: the previous revision's pods (still up
+//! during a rolling update) and runs that had ended before the upgrade are left out ([`Baseline`]).
 
-use std::collections::BTreeMap;
+use std::{
+    collections::BTreeMap,
+    time::{Duration, Instant},
+};
 
 use k8s_openapi::api::core::v1::ContainerStateTerminated;
-use serde::Serialize;
 
-use self::advice::{double_quantity, exit_meaning, memory_values_key, missing_config, unschedulable_fix};
-use crate::k8s::objects::{Container, ContainerStatus, Event, EventExt, Pod, PodExt};
+use self::{
+    advice::{double_quantity, exit_meaning, memory_values_key, missing_config, unschedulable_fix},
+    baseline::Transient,
+};
+pub use self::{
+    baseline::{Baseline, Lingering},
+    problem::{Cause, Problem},
+};
+use super::load::is_local_reference;
+use crate::{
+    k8s::objects::{Container, ContainerStatus, Event, EventExt, Pod, PodExt},
+    progress::human,
+};
 
 mod advice;
+mod baseline;
+mod problem;
 
 /// How long a pod may wait for its volume to be provisioned before that counts as a failure.
 pub const VOLUME_BINDING_GRACE_SECONDS: i64 = 60;
 
-/// Why a rollout cannot succeed, and what to do.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Problem {
-    /// The pod.
-    pub pod: String,
-    /// Its component (`backend`, ...).
-    pub component: String,
-    /// The container, when one is at fault.
-    pub container: Option<String>,
-    /// The kind of failure and its particulars.
-    pub cause: Cause,
-    /// What is wrong, in plain words (one line).
-    pub reason: String,
-    /// What to do about it.
-    pub fix: String,
-    /// Kubernetes' own words (status reason and message).
-    pub evidence: String,
+/// When a diagnosis is made, which decides what counts as a failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// While Helm waits: only what cannot heal before Helm's timeout.
+    Watching,
+    /// Helm gave up, or the release is looked at as it is (`status`): whatever keeps a pod from
+    /// being ready.
+    Settled,
 }
 
-/// The kinds of failure recognised.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(tag = "kind", rename_all = "kebab-case")]
-pub enum Cause {
-    /// ErrImageNeverPull, ErrImagePull, ImagePullBackOff: the node does not hold the image.
-    ImageMissing {
-        /// The image reference.
-        image: String,
-    },
-    /// CrashLoopBackOff or an error exit.
-    Crashed {
-        /// The exit code of the last run.
-        exit_code: i32,
-        /// Restarts so far.
-        restarts: u32,
-    },
-    /// Killed for exceeding the memory limit.
-    OutOfMemory {
-        /// The limit (`128Mi`), if set.
-        limit: Option<String>,
-        /// The values key that raises it.
-        values_key: String,
-    },
-    /// CreateContainerConfigError: a Secret or ConfigMap (key) is missing.
-    MissingConfig,
-    /// The scheduler cannot place the pod.
-    Unschedulable,
-    /// Running, but the readiness probe keeps failing.
-    NotReady {
-        /// Failed probes seen.
-        failures: u32,
-    },
-    /// The container cannot be created or started (bad image, bad command).
-    CannotStart,
+/// What a diagnosis knows besides the pods and events.
+pub struct View<'a> {
+    /// Watching or settled.
+    pub stage: Stage,
+    /// The pods before the upgrade (empty: every current pod counts, with all its history).
+    pub baseline: &'a Baseline,
+    /// Since when each container shows a transient error.
+    pub lingering: &'a Lingering,
+    /// The moment of this look, on the clock of `lingering`.
+    pub at: Instant,
+    /// How long a transient pull or create error may last while watching.
+    pub grace: Duration,
+    /// Unix time (for the volume-binding grace, which the cluster's own timestamps measure).
+    pub now: i64,
 }
 
-/// The first reason, in pod-name order, why these pods cannot all become ready; `None` while
-/// they may still. `now` is Unix time; `load_hint` gives the command that loads one of the
-/// workflow's images into the cluster (`None` for an image it did not build).
+/// The first reason, in pod-name order, why these pods (as they are now, with all their history)
+/// cannot all become ready; `None` while they may still. `now` is Unix time; `load_hint` gives
+/// the command that loads one of the workflow's images into the cluster (`None` for an image it
+/// did not build).
 pub fn diagnose(
     pods: &[Pod],
     events: &[Event],
     now: i64,
     load_hint: &dyn Fn(&str) -> Option<String>,
 ) -> Option<Problem> {
-    let mut pods: Vec<&Pod> = pods.iter().filter(|pod| pod.is_current()).collect();
+    let (baseline, lingering) = (Baseline::default(), Lingering::default());
+    let view = View {
+        stage: Stage::Settled,
+        baseline: &baseline,
+        lingering: &lingering,
+        at: Instant::now(),
+        grace: Duration::ZERO,
+        now,
+    };
+    diagnose_in(pods, events, &view, load_hint)
+}
+
+/// The first reason, in pod-name order, why the pods of this rollout cannot all become ready,
+/// as seen from `view`; `None` while they may still. While Helm waits only pods created since the
+/// upgrade began can stop it: a pod from before (kept because its template did not change, or
+/// about to be replaced after a change that kept its image) is judged only once Helm gave up.
+pub fn diagnose_in(
+    pods: &[Pod],
+    events: &[Event],
+    view: &View<'_>,
+    load_hint: &dyn Fn(&str) -> Option<String>,
+) -> Option<Problem> {
+    let judged =
+        |pod: &&Pod| view.baseline.is_rolling_out(pod) && (view.stage == Stage::Settled || !view.baseline.existed(pod));
+    let mut pods: Vec<&Pod> = pods.iter().filter(judged).collect();
     pods.sort_by(|a, b| a.name().cmp(b.name()));
     pods.into_iter().find_map(|pod| {
         let scene = Scene {
@@ -94,20 +109,20 @@ pub fn diagnose(
             name: pod.name(),
             component: pod.component(),
             events,
-            now,
+            view,
             load_hint,
         };
         scene.diagnose()
     })
 }
 
-/// One pod and what is known around it: the events, the time, how to load an image.
+/// One pod and what is known around it: the events, the view, how to load an image.
 struct Scene<'a> {
     pod: &'a Pod,
     name: &'a str,
     component: &'a str,
     events: &'a [Event],
-    now: i64,
+    view: &'a View<'a>,
     load_hint: &'a dyn Fn(&str) -> Option<String>,
 }
 
@@ -129,13 +144,6 @@ impl<'a> Seen<'a> {
             waiting.reason.as_deref().unwrap_or_default(),
             waiting.message.as_deref().unwrap_or_default(),
         ))
-    }
-
-    /// How the current run ended (if it did), then how the previous one did.
-    fn ended(&self) -> impl Iterator<Item = &'a ContainerStateTerminated> {
-        let current = self.status.state.as_ref().and_then(|s| s.terminated.as_ref());
-        let last = self.status.last_state.as_ref().and_then(|s| s.terminated.as_ref());
-        current.into_iter().chain(last)
     }
 }
 
@@ -166,6 +174,36 @@ impl Scene<'_> {
             .or_else(|| containers.iter().find_map(|seen| self.not_ready(seen)))
     }
 
+    /// How the current run of `seen` ended (if it did), then how the previous one did; only
+    /// runs that ended during this rollout.
+    fn ended<'s>(&'s self, seen: &Seen<'s>) -> impl Iterator<Item = &'s ContainerStateTerminated> {
+        let status = seen.status;
+        let current = status.state.as_ref().and_then(|s| s.terminated.as_ref());
+        let last = status.last_state.as_ref().and_then(|s| s.terminated.as_ref());
+        current.into_iter().chain(last).filter(move |ended| {
+            self.view
+                .baseline
+                .ended_since(self.pod, &status.name, status.restart_count, ended)
+        })
+    }
+
+    /// Whether a transient error of `seen` may still clear by itself: Helm still waits, and the
+    /// error has lasted less than the grace period.
+    fn in_grace(&self, seen: &Seen<'_>) -> bool {
+        let lasted = self.view.lingering.lasted(self.pod, seen.name(), self.view.at);
+        self.view.stage == Stage::Watching && lasted < self.view.grace
+    }
+
+    /// `" (still failing after 1m00s)"` for a transient error past its grace period.
+    fn lasting(&self, seen: &Seen<'_>) -> String {
+        let lasted = self.view.lingering.lasted(self.pod, seen.name(), self.view.at);
+        if self.view.stage == Stage::Watching && !lasted.is_zero() {
+            format!(" (still failing after {})", human(lasted))
+        } else {
+            String::new()
+        }
+    }
+
     fn problem(&self, container: Option<&str>, cause: Cause, reason: String, fix: String, evidence: String) -> Problem {
         Problem {
             pod: self.name.to_owned(),
@@ -185,6 +223,13 @@ impl Scene<'_> {
             return None;
         }
         let (name, component, image) = (self.name, self.component, seen.image);
+        // Certain: pull policy Never, or an image only this machine held (a pull from Docker Hub
+        // is denied for ever). Anything else may be a rate limit or slow DNS.
+        let workflow_local = (self.load_hint)(image).is_some() && is_local_reference(image);
+        let certain = reason == "ErrImageNeverPull" || workflow_local;
+        if !certain && self.in_grace(seen) {
+            return None;
+        }
         let fix = match (self.load_hint)(image) {
             Some(hint) => format!("load it into the cluster: {hint}   (`cargo xtask deploy` does this)"),
             None => format!("check the image name and that the cluster can pull it: kubectl describe pod {name}"),
@@ -194,7 +239,10 @@ impl Scene<'_> {
             Cause::ImageMissing {
                 image: image.to_owned(),
             },
-            format!("{component} pod {name}: the node does not hold image {image}, and cannot pull it"),
+            format!(
+                "{component} pod {name}: the node does not hold image {image}, and cannot pull it{}",
+                self.lasting(seen)
+            ),
             fix,
             format!("{reason}: {message}"),
         ))
@@ -224,11 +272,17 @@ impl Scene<'_> {
         ) {
             return None;
         }
+        if Transient::of(reason).is_some() && self.in_grace(seen) {
+            return None;
+        }
         let (name, component, container) = (self.name, self.component, seen.name());
         Some(self.problem(
             Some(container),
             Cause::CannotStart,
-            format!("{component} container {container} of pod {name} cannot start: {message}"),
+            format!(
+                "{component} container {container} of pod {name} cannot start{}: {message}",
+                self.lasting(seen)
+            ),
             format!(
                 "check the image {} and the container's command: kubectl describe pod {name}",
                 seen.image
@@ -239,7 +293,7 @@ impl Scene<'_> {
 
     /// OOMKilled, now or in the previous run: the memory limit is too low.
     fn out_of_memory(&self, seen: &Seen<'_>) -> Option<Problem> {
-        let killed = seen.ended().find(|t| t.reason.as_deref() == Some("OOMKilled"))?;
+        let killed = self.ended(seen).find(|t| t.reason.as_deref() == Some("OOMKilled"))?;
         let (name, component, container) = (self.name, self.component, seen.name());
         let limit = seen
             .spec
@@ -273,8 +327,9 @@ impl Scene<'_> {
 
     /// CrashLoopBackOff or an error exit: the log says why.
     fn crashed(&self, seen: &Seen<'_>) -> Option<Problem> {
-        let crash_loop = seen.waiting().is_some_and(|(reason, _)| reason == "CrashLoopBackOff");
-        let failed_run = seen.ended().find(|t| t.exit_code != 0);
+        let restarted = (self.view.baseline).restarted_since(self.pod, seen.name(), seen.status.restart_count);
+        let crash_loop = restarted && seen.waiting().is_some_and(|(reason, _)| reason == "CrashLoopBackOff");
+        let failed_run = self.ended(seen).find(|t| t.exit_code != 0);
         if !crash_loop && failed_run.is_none() {
             return None;
         }
@@ -300,7 +355,7 @@ impl Scene<'_> {
         {
             reason.push_str(&format!(": {}", message.trim()));
         }
-        let probe_kill = last_event(self.events, name, |e| {
+        let probe_kill = last_event(self.events, self.pod, |e| {
             e.reason() == "Unhealthy" && (e.message().starts_with("Liveness") || e.message().starts_with("Startup"))
         });
         if let Some(event) = probe_kill {
@@ -339,8 +394,8 @@ impl Scene<'_> {
         let since = condition
             .last_transition_time
             .as_ref()
-            .map_or(self.now, |t| t.0.as_second());
-        if waiting_for_volume && self.now - since < VOLUME_BINDING_GRACE_SECONDS {
+            .map_or(self.view.now, |t| t.0.as_second());
+        if waiting_for_volume && self.view.now - since < VOLUME_BINDING_GRACE_SECONDS {
             return None;
         }
         let (name, component) = (self.name, self.component);
@@ -353,10 +408,11 @@ impl Scene<'_> {
         ))
     }
 
-    /// Running, but the readiness probe failed as often as its own `failureThreshold`.
+    /// Once Helm gave up: running, but the readiness probe failed as often as its own
+    /// `failureThreshold` (while Helm waits, that only means "not ready yet").
     fn not_ready(&self, seen: &Seen<'_>) -> Option<Problem> {
         let running = seen.status.state.as_ref().is_some_and(|s| s.running.is_some());
-        if seen.status.ready || !running {
+        if self.view.stage == Stage::Watching || seen.status.ready || !running {
             return None;
         }
         let (name, component) = (self.name, self.component);
@@ -366,7 +422,7 @@ impl Scene<'_> {
             .and_then(|p| p.failure_threshold)
             .map_or(3, |t| u32::try_from(t).unwrap_or(3));
         let readiness = |e: &&Event| {
-            e.is_about_pod(name) && e.reason() == "Unhealthy" && e.message().starts_with("Readiness probe failed")
+            e.is_about(self.pod) && e.reason() == "Unhealthy" && e.message().starts_with("Readiness probe failed")
         };
         let failures: u32 = self.events.iter().filter(readiness).map(EventExt::times).sum();
         if failures < threshold {
@@ -393,18 +449,18 @@ impl Scene<'_> {
     }
 }
 
-/// The newest event about pod `name` that `matches`.
-fn last_event<'a>(events: &'a [Event], name: &str, matches: impl Fn(&Event) -> bool) -> Option<&'a Event> {
+/// The newest event about `pod` (this very pod, not an earlier one of the same name) that `matches`.
+fn last_event<'a>(events: &'a [Event], pod: &Pod, matches: impl Fn(&Event) -> bool) -> Option<&'a Event> {
     events
         .iter()
-        .filter(|e| e.is_about_pod(name) && matches(e))
+        .filter(|e| e.is_about(pod) && matches(e))
         .max_by_key(|e| e.when())
 }
 
-/// One line about the pods: `backend 0/1 ready (ContainerCreating), frontend 2/2 ready`.
-pub fn progress(pods: &[Pod]) -> String {
+/// One line about the pods of the rollout: `backend 0/1 ready (ContainerCreating), frontend 2/2 ready`.
+pub fn progress(pods: &[Pod], baseline: &Baseline) -> String {
     let mut by_component: BTreeMap<&str, (usize, usize, Option<String>)> = BTreeMap::new();
-    for pod in pods.iter().filter(|pod| pod.is_current()) {
+    for pod in pods.iter().filter(|pod| baseline.is_rolling_out(pod)) {
         let entry = by_component.entry(pod.component()).or_default();
         entry.1 += 1;
         if pod.is_ready() {
@@ -427,30 +483,4 @@ pub fn progress(pods: &[Pod]) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn no_hint(_: &str) -> Option<String> {
-        None
-    }
-
-    #[test]
-    fn pods_of_helm_tests_and_terminating_pods_are_ignored() {
-        let pods: Vec<Pod> = crate::k8s::objects::parse_items(
-            r#"{"items":[
-              {"metadata":{"name":"todo-test","labels":{"app.kubernetes.io/component":"test"}},
-               "spec":{"containers":[{"name":"test","image":"todo-backend:abc"}]},
-               "status":{"phase":"Failed","containerStatuses":[{"name":"test","image":"todo-backend:abc","ready":false,"restartCount":0,
-                 "state":{"terminated":{"exitCode":1,"reason":"Error"}},"lastState":{}}]}},
-              {"metadata":{"name":"todo-backend-old","deletionTimestamp":"2025-03-10T10:00:00Z","ownerReferences":[{"kind":"ReplicaSet","name":"todo-backend-1"}]},
-               "spec":{"containers":[{"name":"backend","image":"todo-backend:old"}]},
-               "status":{"phase":"Running","containerStatuses":[{"name":"backend","image":"todo-backend:old","ready":false,"restartCount":0,
-                 "state":{"terminated":{"exitCode":143,"reason":"Error"}},"lastState":{}}]}}
-            ]}"#,
-            "pods",
-        )
-        .unwrap();
-        assert_eq!(diagnose(&pods, &[], 0, &no_hint), None);
-        assert_eq!(progress(&pods), "no pods yet");
-    }
-}
+mod tests;

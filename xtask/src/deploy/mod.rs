@@ -104,6 +104,10 @@ pub struct Deploy {
     /// How long the rollout may take (`180s`, `3m`); Helm rolls back after it.
     #[arg(long, default_value = "180s", value_parser = release::parse_duration)]
     pub timeout: Duration,
+    /// How long a pull or create error that may clear by itself (a registry's rate limit, slow
+    /// DNS, a container name still reserved) may last before the rollout is called failed.
+    #[arg(long, hide = true, default_value = "60s", value_parser = release::parse_duration)]
+    pub pull_grace: Duration,
     /// Undo a release left `pending-*` by an interrupted run (roll back, or remove a first
     /// install) before deploying.
     #[arg(long)]

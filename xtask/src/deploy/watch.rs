@@ -3,13 +3,14 @@
 //! evidence is kept and Helm is stopped, so it marks the revision failed and rolls back.
 
 use std::{
+    collections::BTreeSet,
     path::Path,
     process::ExitStatus,
     thread,
     time::{Duration, Instant},
 };
 
-use anyhow::bail;
+use anyhow::{Context, bail};
 use nix::sys::signal::Signal;
 use xshell::{Cmd, Shell};
 
@@ -17,7 +18,7 @@ use super::{
     Deploy, Outcome,
     bundle::{Evidence, crash_log},
     cancel::{discard_output, helm_output_dir},
-    diagnose::{self, Cause, Problem},
+    diagnose::{self, Baseline, Cause, Lingering, Problem, Stage, View},
 };
 use crate::{
     exec::{background::Background, interrupt::Guarded},
@@ -56,10 +57,64 @@ pub(super) struct Rollout<'a> {
     pub outcome: &'a mut Outcome,
 }
 
+/// What the watch remembers between polls.
+struct Watched {
+    /// The release's pods just before the upgrade.
+    baseline: Baseline,
+    /// Since when each container shows a transient error.
+    lingering: Lingering,
+    /// The last snapshot read.
+    last: Option<Snapshot>,
+    /// The pods from before the upgrade (and containers) whose trouble was already noted.
+    noted: BTreeSet<(String, Option<String>)>,
+}
+
+impl Watched {
+    /// How the pods look from here, at `stage`.
+    fn view(&self, stage: Stage, at: Instant, grace: Duration) -> View<'_> {
+        View {
+            stage,
+            baseline: &self.baseline,
+            lingering: &self.lingering,
+            at,
+            grace,
+            now: timestamps::now_unix(),
+        }
+    }
+
+    /// What goes wrong with a pod from before the upgrade that this deploy keeps (its image is
+    /// the one deployed), once per container: not a reason to stop Helm, since the upgrade may be
+    /// replacing it (`maxUnavailable: 0` keeps the rollout going), but worth a note.
+    fn kept_pod_trouble(
+        &mut self,
+        now: &Snapshot,
+        at: Instant,
+        hint: &dyn Fn(&str) -> Option<String>,
+    ) -> Option<String> {
+        let kept: Vec<Pod> = now
+            .pods
+            .iter()
+            .filter(|pod| self.baseline.existed(pod))
+            .cloned()
+            .collect();
+        let view = self.view(Stage::Settled, at, Duration::ZERO);
+        let problem = diagnose::diagnose_in(&kept, &now.events, &view, hint)?;
+        let first = self.noted.insert((problem.pod.clone(), problem.container.clone()));
+        first.then_some(problem.reason)
+    }
+}
+
 impl Rollout<'_> {
     /// Runs Helm in the background and watches the pods until Helm succeeds, or a failure is
-    /// certain (then Helm is stopped and rolls back), or Helm gives up. Returns the final pods.
+    /// certain (then Helm is stopped and rolls back), or Helm gives up. Returns the final pods
+    /// of the rollout (not the previous revision's).
     pub fn watch(&mut self, loader: &Loader, record: &BuildRecord, upgrade: Cmd<'_>) -> anyhow::Result<Vec<Pod>> {
+        let mut watched = Watched {
+            baseline: baseline(self.sh, self.release, record)?,
+            lingering: Lingering::default(),
+            last: None,
+            noted: BTreeSet::new(),
+        };
         eprintln!("$ {upgrade}");
         let started = Instant::now();
         // From here Ctrl-C is forwarded to Helm once and its rollback waited for (see `cancel`).
@@ -69,11 +124,10 @@ impl Rollout<'_> {
         // Helm ends at its own --timeout (plus its rollback); this only guards against a hang.
         let give_up = started + self.deploy.timeout * 2 + Duration::from_secs(120);
         let mut shown = String::new();
-        let mut last: Option<Snapshot> = None;
         let mut unreadable = false;
         loop {
             if let Some(status) = helm_run.try_finished()? {
-                return self.helm_finished(status, &helm_run, last.as_ref(), &hint);
+                return self.helm_finished(status, &helm_run, &watched, &hint);
             }
             if interrupts.signals() > 0 {
                 return Err(self.interrupted(helm_run, &interrupts));
@@ -93,15 +147,24 @@ impl Rollout<'_> {
             }
             match snapshot(self.sh, self.release) {
                 Ok(now) => {
-                    if let Some(problem) = diagnose::diagnose(&now.pods, &now.events, timestamps::now_unix(), &hint) {
+                    let at = Instant::now();
+                    watched.lingering.observe(&now.pods, at);
+                    let view = watched.view(Stage::Watching, at, self.deploy.pull_grace);
+                    if let Some(problem) = diagnose::diagnose_in(&now.pods, &now.events, &view, &hint) {
                         return Err(self.stop_early(problem, &now, helm_run, &interrupts));
                     }
-                    let line = diagnose::progress(&now.pods);
+                    if let Some(trouble) = watched.kept_pod_trouble(&now, at, &hint) {
+                        eprintln!(
+                            "    note: {} (a pod from before this deploy: not charged to it, Helm keeps waiting)",
+                            self.redactor.redact(&trouble)
+                        );
+                    }
+                    let line = diagnose::progress(&now.pods, &watched.baseline);
                     if line != shown {
                         eprintln!("    {line} ({})", human(started.elapsed()));
                         shown = line;
                     }
-                    last = Some(now);
+                    watched.last = Some(now);
                 }
                 Err(err) if !unreadable => {
                     eprintln!("    (cannot read the pods right now: {err:#}; Helm keeps waiting)");
@@ -116,25 +179,33 @@ impl Rollout<'_> {
         }
     }
 
-    /// Helm ended by itself: success, or it gave up (its timeout, a rendering or API error).
+    /// Helm ended by itself: success, or it gave up (its timeout, a rendering or API error);
+    /// then whatever keeps the rollout's pods from being ready is the reason.
     fn helm_finished(
         &mut self,
         status: ExitStatus,
         helm_run: &Background,
-        last: Option<&Snapshot>,
+        watched: &Watched,
         hint: &dyn Fn(&str) -> Option<String>,
     ) -> anyhow::Result<Vec<Pod>> {
         let helm_output = show_helm_output(helm_run, self.redactor);
         discard_output(helm_run);
+        let baseline = &watched.baseline;
         if status.success() {
-            return Ok(snapshot(self.sh, self.release).map(|s| s.pods).unwrap_or_default());
+            let pods = snapshot(self.sh, self.release).map(|s| s.pods).unwrap_or_default();
+            return Ok(pods.into_iter().filter(|pod| baseline.is_rolling_out(pod)).collect());
         }
         let now = snapshot(self.sh, self.release).ok();
+        let last = watched.last.as_ref();
+        let view = watched.view(Stage::Settled, Instant::now(), Duration::ZERO);
         let problem = [now.as_ref(), last]
             .into_iter()
             .flatten()
-            .find_map(|s| diagnose::diagnose(&s.pods, &s.events, timestamps::now_unix(), hint));
+            .find_map(|s| diagnose::diagnose_in(&s.pods, &s.events, &view, hint));
         let helm_error = helm_error_line(&helm_output).unwrap_or_else(|| format!("helm exited with {status}"));
+        if problem.is_some() {
+            eprintln!("==> helm gave up: {}", self.redactor.redact(&helm_error));
+        }
         let during = last.or(now.as_ref());
         Err(self.fail(problem, during, &helm_output, helm_error))
     }
@@ -222,6 +293,21 @@ impl Rollout<'_> {
         eprintln!("    what to do: {}", redactor.redact(&problem.fix));
         summary
     }
+}
+
+/// The release's pods before the upgrade, with the images this deploy sets: what the rollout
+/// replaces, and the container runs that had already ended.
+fn baseline(sh: &Shell, release: &Release, record: &BuildRecord) -> anyhow::Result<Baseline> {
+    let selector = release.selector();
+    let pods: Vec<Pod> = release
+        .query(sh, &["get", "pods", "-l", &selector, "-o", "json"])
+        .and_then(|json| objects::parse_items(&json, "pods"))
+        .context("reading the release's pods before the upgrade (is the cluster reachable?)")?;
+    let deployed = record
+        .images
+        .iter()
+        .map(|image| (image.service.name(), image.reference.as_str()));
+    Ok(Baseline::new(&pods, deployed))
 }
 
 /// The release's pods and the namespace's events, now.

@@ -146,8 +146,10 @@ pub fn waiting_reason(status: &ContainerStatus) -> Option<&str> {
 
 /// What the workflow asks of an event.
 pub trait EventExt {
-    /// Whether it is about the pod `name`.
-    fn is_about_pod(&self, name: &str) -> bool;
+    /// Whether it is about `pod`: matched by UID, since a StatefulSet's recreated pod has its
+    /// predecessor's name and the predecessor's events stay listed for the event TTL (an hour);
+    /// by name only for an event or pod without a UID.
+    fn is_about(&self, pod: &Pod) -> bool;
     /// `Unhealthy`, `FailedScheduling`, `BackOff`, ...
     fn reason(&self) -> &str;
     /// The reporter's words.
@@ -159,8 +161,13 @@ pub trait EventExt {
 }
 
 impl EventExt for Event {
-    fn is_about_pod(&self, name: &str) -> bool {
-        self.involved_object.kind.as_deref() == Some("Pod") && self.involved_object.name.as_deref() == Some(name)
+    fn is_about(&self, pod: &Pod) -> bool {
+        let object = &self.involved_object;
+        object.kind.as_deref() == Some("Pod")
+            && match (object.uid.as_deref(), pod.metadata.uid.as_deref()) {
+                (Some(event), Some(pod)) => event == pod,
+                _ => object.name.as_deref() == Some(name(&pod.metadata)),
+            }
     }
 
     fn reason(&self) -> &str {
@@ -182,5 +189,34 @@ impl EventExt for Event {
             .map(|t| t.0.as_second())
             .or_else(|| self.event_time.as_ref().map(|t| t.0.as_second()))
             .unwrap_or(0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_are_about_a_pod_by_uid_and_by_name_only_without_one() {
+        let pods: Vec<Pod> = parse_items(
+            r#"{"items":[{"metadata":{"name":"todo-postgresql-0","uid":"d2e3f4a5"}},
+                         {"metadata":{"name":"todo-postgresql-0"}}]}"#,
+            "pods",
+        )
+        .unwrap();
+        let events: Vec<Event> = parse_items(
+            r#"{"items":[
+              {"metadata":{"name":"a"},"involvedObject":{"kind":"Pod","name":"todo-postgresql-0","uid":"c1d2e3f4"}},
+              {"metadata":{"name":"b"},"involvedObject":{"kind":"Pod","name":"todo-postgresql-0","uid":"d2e3f4a5"}},
+              {"metadata":{"name":"c"},"involvedObject":{"kind":"Pod","name":"todo-postgresql-0"}},
+              {"metadata":{"name":"d"},"involvedObject":{"kind":"StatefulSet","name":"todo-postgresql-0"}}
+            ]}"#,
+            "events",
+        )
+        .unwrap();
+        let about = |pod: &Pod| -> Vec<bool> { events.iter().map(|e| e.is_about(pod)).collect() };
+        // The predecessor of the same name (another UID) is not this pod.
+        assert_eq!(about(&pods[0]), [false, true, true, false]);
+        assert_eq!(about(&pods[1]), [true, true, true, false]);
     }
 }

@@ -7,7 +7,7 @@ use std::{fs, path::Path};
 
 use crate::support::{
     cluster::{
-        BACKEND_IMAGE, BACKEND_POD, CANCELLED, FRONTEND_IMAGE, assert_in_order, assert_kubectl_is_explicit,
+        BACKEND_IMAGE, BACKEND_POD, CANCELLED, EMPTY_LIST, FRONTEND_IMAGE, assert_in_order, assert_kubectl_is_explicit,
         assert_never, assert_no_secret, change, deployed_release_in, fixture, fixture_path, healthy, helm_args,
         not_found, query, write, xtask,
     },
@@ -29,13 +29,13 @@ fn upgrade(flags: &str) -> String {
 }
 
 /// The upgrade with Helm 3's flags.
-fn upgrade_helm3() -> String {
+pub(crate) fn upgrade_helm3() -> String {
     upgrade("--wait --atomic")
 }
 
 /// `deploy --no-smoke` of the fixture's images (plus `extra` arguments), diagnostics kept in the
 /// stand-ins' folder.
-fn deploy(standins: &StandIns, programs: &[Program], extra: &[&str]) -> Run {
+pub(crate) fn deploy(standins: &StandIns, programs: &[Program], extra: &[&str]) -> Run {
     let images = fixture_path("images.json").display().to_string();
     let diagnostics = standins.scratch("diagnostics").display().to_string();
     let mut args = vec![
@@ -483,7 +483,8 @@ fn a_missing_namespace_and_secret_are_created_with_the_secret_on_stdin_only() {
 // ---------------------------------------------------------------------------------------------
 // Failing fast, with the reason, the fix and a bundle
 
-/// A deploy whose rollout shows `pods` and `events` while Helm waits (until it is stopped).
+/// A deploy whose rollout shows `pods` and `events` while Helm waits (until it is stopped). The
+/// release had no pods before the upgrade, so every pod of `pods` is the rollout's own.
 fn failing_rollout(pods: &str, events: &str) -> (StandIns, Run) {
     let standins = StandIns::new();
     let selector = "-l app.kubernetes.io/instance=todo";
@@ -499,9 +500,9 @@ fn failing_rollout(pods: &str, events: &str) -> (StandIns, Run) {
          Error: the OPENAI_API_KEY sk-test-Zq8rT5vX2nP7kL4m was rejected\n";
     let programs = change(programs, "kubectl", |kubectl| {
         kubectl
-            .on(
+            .on_each(
                 &query(&format!("get pods {selector} -o json")),
-                Reply::ok(fixture(pods)),
+                vec![Reply::ok(EMPTY_LIST), Reply::ok(fixture(pods))],
             )
             .on(&query("get events -o json"), Reply::ok(fixture(events)))
             .on(
@@ -682,21 +683,6 @@ fn an_unschedulable_pod_gives_the_schedulers_words() {
         "the node has too little memory left: lower the request (cargo xtask deploy --set \
          backend.resources.requests.memory=...) or give the cluster more (minikube delete && minikube start \
          --cpus=2 --memory=4096mb, see docs/deployment/minikube.md)",
-    );
-}
-
-#[test]
-fn a_failing_readiness_probe_gives_the_probes_last_message() {
-    let (standins, run) = failing_rollout("pods-readiness-failing.json", "events-readiness-failing.json");
-    assert_failed_fast(
-        &standins,
-        &run,
-        &format!(
-            "backend pod {BACKEND_POD} runs but never becomes ready: Readiness probe failed: HTTP probe failed with \
-             statuscode: 503 (4 failed readiness checks)"
-        ),
-        "the backend's /ready answers 503 while its database is unreachable or not migrated: its log says which \
-         (`cargo xtask logs backend`)",
     );
 }
 

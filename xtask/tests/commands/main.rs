@@ -11,4 +11,5 @@ mod deploy_preflight;
 mod doctor;
 mod e2e_cleanup;
 mod lifecycle;
+mod rollout;
 mod smoke;

@@ -96,6 +96,9 @@ pub fn history_after_upgrade() -> String {
     serde_json::to_string(&history).unwrap()
 }
 
+/// kubectl's answer to `get <kind> -o json` when there is none (no pods before a first install).
+pub const EMPTY_LIST: &str = r#"{"apiVersion":"v1","items":[],"kind":"List","metadata":{"resourceVersion":""}}"#;
+
 /// Helm 3's words after a successful `upgrade --install`.
 pub const UPGRADED: &str = "Release \"todo\" has been upgraded. Happy Helming!\nNAME: todo\nLAST DEPLOYED: Mon Mar 10 13:00:00 2025\nNAMESPACE: todo\nSTATUS: deployed\nREVISION: 3\nTEST SUITE: None\n";
 
@@ -145,7 +148,7 @@ pub fn healthy() -> Vec<Program> {
             )
             .on(
                 &query(&format!("get deployments,replicasets,statefulsets,services,persistentvolumeclaims {selector} -o json")),
-                Reply::ok(r#"{"apiVersion":"v1","items":[],"kind":"List","metadata":{"resourceVersion":""}}"#),
+                Reply::ok(EMPTY_LIST),
             )
             .on(
                 &query(&format!("describe pods {selector}")),

@@ -57,6 +57,9 @@ pub struct Reply {
     /// On the signal, behave like Helm cancelling (see [`Reply::rolling_back_for`]): stdout at
     /// once, then this many milliseconds of "rollback", then stderr and [`ROLLED_BACK`] in the log.
     pub rollback_millis: Option<u32>,
+    /// Answer only once the invocation log holds this many lines matching this pattern (at most
+    /// [`SIGNAL_WAIT_SECONDS`], then exit [`NEVER_SIGNALLED`]).
+    pub after_calls: Option<(String, u32)>,
 }
 
 /// What a stand-in that rolls back on a signal logs (`<program> finished rolling back`) once it
@@ -122,6 +125,18 @@ impl Reply {
         );
         Reply {
             rollback_millis: Some(millis),
+            ..self
+        }
+    }
+
+    /// The same reply, given only once the invocation log holds `times` lines matching `line`
+    /// (a whole logged line, program name first, with `*` as in [`Program::on`]): a program that
+    /// answers when the cluster is ready, which the test shows through the replies of another
+    /// stand-in, poll after poll. Without `times` such calls within [`SIGNAL_WAIT_SECONDS`], it
+    /// exits [`NEVER_SIGNALLED`] without answering.
+    pub fn after_calls(self, line: impl Into<String>, times: u32) -> Reply {
+        Reply {
+            after_calls: Some((line.into(), times)),
             ..self
         }
     }
@@ -258,6 +273,17 @@ fn answer(program: &str, reply: &Reply, dir: &Path, (pattern, index): (usize, us
             "{indent}tries=0\n\
              {indent}until for f in {markers}.*; do [ -e \"$f\" ] && break; done; [ -e \"$f\" ] || [ $tries -ge {limit} ]; do /bin/sleep 0.05; tries=$((tries + 1)); done\n",
             limit = SIGNAL_WAIT_SECONDS * 20,
+        ));
+    }
+    if let Some((line, times)) = &reply.after_calls {
+        // Count the matching lines of the log every 100 ms (built-ins only).
+        let log = quote(&dir.join("invocations.log").to_string_lossy());
+        lines.push_str(&format!(
+            "{indent}tries=0\n\
+             {indent}until n=0; while IFS= read -r logged; do case \"$logged\" in {glob}) n=$((n + 1)) ;; esac; done < {log}; [ $n -ge {times} ] || [ $tries -ge {limit} ]; do /bin/sleep 0.1; tries=$((tries + 1)); done\n\
+             {indent}[ $n -ge {times} ] || exit {NEVER_SIGNALLED}\n",
+            glob = glob(line),
+            limit = SIGNAL_WAIT_SECONDS * 10,
         ));
     }
     if reply.until_signalled {
@@ -463,6 +489,35 @@ mod tests {
             .map(|_| run(standins.command(&tool).arg("images")).stdout)
             .collect();
         assert_eq!(answers, ["none\n", "one\n", "two\n", "two\n"]);
+    }
+
+    #[test]
+    fn a_reply_can_wait_until_another_program_was_called_often_enough() {
+        use std::{process::Stdio, thread, time::Duration};
+
+        let standins = StandIns::new();
+        standins.install(&Program::new("tool").on("wait", Reply::ok("done\n").after_calls("other poll *", 2)));
+        standins.install(&Program::new("other").on("poll *", Reply::ok("")));
+        let (tool, other) = (standins.bin().join("tool"), standins.bin().join("other"));
+        let mut waiting = standins
+            .command(&tool)
+            .arg("wait")
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        assert_eq!(run(standins.command(&other).args(["poll", "1"])).code, 0);
+        thread::sleep(Duration::from_millis(400));
+        assert!(
+            waiting.try_wait().unwrap().is_none(),
+            "it should wait for the second poll"
+        );
+        assert_eq!(run(standins.command(&other).args(["poll", "2"])).code, 0);
+        let output = waiting.wait_with_output().unwrap();
+        assert_eq!(output.status.code(), Some(0));
+        assert_eq!(String::from_utf8_lossy(&output.stdout), "done\n");
+        let mut invocations = standins.invocations();
+        invocations.sort();
+        assert_eq!(invocations, ["other poll 1", "other poll 2", "tool wait"]);
     }
 
     #[test]
