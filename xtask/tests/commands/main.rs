@@ -5,8 +5,10 @@
 mod support;
 
 mod build_images;
+mod cluster_nodes;
 mod deploy;
 mod doctor;
 mod e2e_cleanup;
+mod image_identity;
 mod lifecycle;
 mod smoke;
