@@ -164,9 +164,13 @@ impl Loader {
             Loader::Kind { cluster } if archive.is_some() => {
                 runner.run_on_stderr(cmd!(sh, "kind load image-archive {source} --name {cluster}"))
             }
-            Loader::Kind { cluster } => {
-                runner.run_on_stderr(cmd!(sh, "kind load docker-image {source} --name {cluster}"))
-            }
+            Loader::Kind { cluster } => runner
+                .run_on_stderr(cmd!(sh, "kind load docker-image {source} --name {cluster}"))
+                .context(
+                    "if kind said `ctr: content digest sha256:...: not found`, the image carries a provenance \
+                     attestation that `docker save` leaves out (kind issue 3795): rebuild it with `cargo xtask \
+                     build-images`, which builds without one",
+                ),
             Loader::K3d { cluster } => runner.run_on_stderr(cmd!(sh, "k3d image import {source} -c {cluster}")),
             Loader::DockerEngine => runner.run_on_stderr(cmd!(sh, "docker load -i {source}")),
             Loader::Registry => Ok(()),

@@ -307,15 +307,17 @@ impl Release {
                 let driver = (std::env::consts::OS != "linux")
                     .then(|| minikube_driver(sh, profile))
                     .flatten();
-                if !minikube_node_ip_reachable(driver.as_deref(), std::env::consts::OS) {
+                let os = std::env::consts::OS;
+                if !minikube_node_ip_reachable(driver.as_deref(), os) {
+                    let setup = driver.map_or_else(
+                        || format!("on {os} with minikube's docker or podman driver (its driver could not be read)"),
+                        |driver| format!("with minikube's {driver} driver on {os}"),
+                    );
                     return AppUrl::Hint(format!(
-                        "the node's address is not reachable from this machine with minikube's {} driver on {}: \
-                         run `minikube service {} -n {} -p {profile} --url` and keep it running (it prints the \
-                         address to open), or {forward}",
-                        driver.as_deref().unwrap_or("docker (or an unknown)"),
-                        std::env::consts::OS,
-                        frontend.name,
-                        self.namespace
+                        "the node's address (minikube ip) is not reachable from this machine {setup}: run \
+                         `minikube service {} -n {} -p {profile} --url` and keep it running (it prints the address \
+                         to open), or {forward}",
+                        frontend.name, self.namespace
                     ));
                 }
                 let probe = probe::run(cmd!(sh, "minikube ip -p {profile}"), PROBE_TIMEOUT);

@@ -300,3 +300,52 @@ fn images_loaded_into_the_docker_engine_are_verified_there_or_the_deploy_stops()
         "{error}"
     );
 }
+
+// Item 1: an image built before `--provenance=false` carries an attestation that `kind load`
+// cannot import; the error says why and what to do.
+#[test]
+fn kind_failing_on_an_attestation_says_to_rebuild() {
+    let standins = StandIns::new();
+    let mut record: Value = serde_json::from_str(&real("images-docker-containerd-store.json")).unwrap();
+    for (image, config) in record["images"]
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .zip([BACKEND_CONFIG, FRONTEND_CONFIG])
+    {
+        image["config_digest"] = config.into();
+    }
+    let path = standins.scratch("record").join("images.json");
+    fs::write(&path, record.to_string()).unwrap();
+    let kind = Program::new("kind")
+        .on("get nodes --name dev", Reply::ok("dev-control-plane\n"))
+        .on(
+            "load docker-image * --name dev",
+            Reply::fail(1, real("kind-load-docker-image-attestation-missing.stderr")),
+        );
+    let docker = Program::new("docker")
+        .on(
+            "inspect --format {{ index .Config.Labels \"io.x-k8s.kind.role\"}} dev-control-plane",
+            Reply::ok("control-plane\n"),
+        )
+        .on(
+            "exec dev-control-plane crictl images -o json",
+            Reply::ok(real("crictl-images-kind-node-without-ours.json")),
+        );
+    let programs = [vec![kind, docker], deployed_release_in("kind-dev").to_vec()].concat();
+    let run = deploy_record(&standins, &programs, &path.display().to_string());
+    assert_eq!(run.code, 1, "stderr:\n{}", run.stderr);
+    assert_never(&standins.invocations(), "helm upgrade");
+    assert!(
+        run.stderr.contains(
+            "ctr: content digest sha256:7572d34bc41309ff8838d8043d141f6d781913e33b07608d553e73c1c91d81b9: not found"
+        ),
+        "kind's own words stay visible: {}",
+        run.stderr
+    );
+    let error = run.stderr.lines().last().unwrap();
+    assert!(
+        error.contains("carries a provenance attestation") && error.contains("cargo xtask build-images"),
+        "{error}"
+    );
+}
