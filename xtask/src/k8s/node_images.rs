@@ -9,7 +9,10 @@
 //! its fully qualified name and saved under that name.
 //!
 //! What a node holds is compared by image ID *and* name: a content-addressed tag makes a stale
-//! image unlikely, the ID makes it impossible.
+//! image unlikely, the ID makes it impossible. The ID is the image's config digest, which is what
+//! node runtimes report; Docker's containerd image store calls an image by its manifest or index
+//! digest instead, so the record keeps both. Each node the loader loads into is asked on its own
+//! (`listing.rs`).
 
 mod listing;
 

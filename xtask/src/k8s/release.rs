@@ -305,10 +305,10 @@ impl Release {
             ClusterKind::Minikube { profile } => {
                 // Only off Linux does the answer depend on the driver, so only there is it asked.
                 let driver = (std::env::consts::OS != "linux")
-                    .then(|| minikube_driver(sh, profile))
+                    .then(|| minikube::minikube_driver(sh, profile))
                     .flatten();
                 let os = std::env::consts::OS;
-                if !minikube_node_ip_reachable(driver.as_deref(), os) {
+                if !minikube::minikube_node_ip_reachable(driver.as_deref(), os) {
                     let setup = driver.map_or_else(
                         || format!("on {os} with minikube's docker or podman driver (its driver could not be read)"),
                         |driver| format!("with minikube's {driver} driver on {os}"),
@@ -332,27 +332,6 @@ impl Release {
             _ => port_forward(),
         }
     }
-}
-
-/// The driver of a Minikube profile, from `minikube profile list -o json` (`None` if unknown).
-fn minikube_driver(sh: &Shell, profile: &str) -> Option<String> {
-    minikube::minikube_profiles(sh)
-        .ok()?
-        .into_iter()
-        .find(|p| p.name == profile)
-        .map(|p| p.driver)
-        .filter(|driver| !driver.is_empty())
-}
-
-/// Whether `http://$(minikube ip):<nodePort>` reaches the node from a host running `host_os`
-/// (`std::env::consts::OS`). The docker and podman drivers run the node as a container; off
-/// Linux that container sits in Docker Desktop's (or Podman machine's) VM and its address is not
-/// routed from the host (minikube's `driver.NeedsPortForward`), so only a tunnel reaches it. An
-/// unknown driver off Linux is treated as one of those: a URL that may not work is worse than a
-/// hint that does. (On Linux, Docker Desktop and rootless Docker have the same limit; that is
-/// not detected here.)
-pub fn minikube_node_ip_reachable(driver: Option<&str>, host_os: &str) -> bool {
-    host_os == "linux" || driver.is_some_and(|driver| !matches!(driver, "docker" | "podman"))
 }
 
 /// A duration as Helm writes it: `180s`, `3m`, `1m30s`, `1h` (a bare number is seconds).
@@ -478,23 +457,6 @@ mod tests {
         assert!(parse_duration("5x").is_err());
         assert!(parse_duration("0s").is_err());
         assert_eq!(helm_duration(Duration::from_secs(180)), "180s");
-    }
-
-    // minikube `driver.NeedsPortForward` (SOURCES.md item 11; fixtures in
-    // tests/fixtures/real-cluster/minikube-service/: the darwin URL is a tunnel's 127.0.0.1 port).
-    #[test]
-    fn the_minikube_node_address_is_reachable_only_where_no_tunnel_is_needed() {
-        for driver in [Some("docker"), Some("podman"), Some("kvm2"), None] {
-            assert!(minikube_node_ip_reachable(driver, "linux"), "{driver:?}");
-        }
-        for os in ["macos", "windows"] {
-            assert!(!minikube_node_ip_reachable(Some("docker"), os), "{os}");
-            assert!(!minikube_node_ip_reachable(Some("podman"), os), "{os}");
-            assert!(!minikube_node_ip_reachable(None, os), "{os}");
-            assert!(minikube_node_ip_reachable(Some("hyperkit"), os), "{os}");
-            assert!(minikube_node_ip_reachable(Some("qemu2"), os), "{os}");
-            assert!(minikube_node_ip_reachable(Some("hyperv"), os), "{os}");
-        }
     }
 
     #[test]
