@@ -136,13 +136,18 @@ fn under_the_containerd_image_store_nodes_are_compared_by_config_digest() {
 // legacy builder (no buildx) rejects them.
 #[test]
 fn docker_builds_without_attestations_unless_it_is_the_legacy_builder() {
-    let build_line = |buildx: Reply| {
+    let buildx_installed = || Reply::ok("github.com/docker/buildx v0.29.1 a32761aeb3debd39be1eca514af3693af0db334b\n");
+    let build_line = |buildx: Reply, buildkit: &str| {
         let standins = StandIns::new();
         let docker = Program::new("docker")
             .on("info --format {{.ServerVersion}}", Reply::ok("29.0.1\n"))
             .on("buildx version", buildx);
         standins.install(&docker);
-        let result = crate::support::standins::run(standins.command(env!("CARGO_BIN_EXE_xtask")).args([
+        let mut command = standins.command(env!("CARGO_BIN_EXE_xtask"));
+        if !buildkit.is_empty() {
+            command.env("DOCKER_BUILDKIT", buildkit);
+        }
+        let result = crate::support::standins::run(command.args([
             "build-images",
             "--dry-run",
             "--engine",
@@ -154,23 +159,24 @@ fn docker_builds_without_attestations_unless_it_is_the_legacy_builder() {
         let line = result.stdout.lines().nth(1).unwrap_or_default().to_owned();
         (line, result.stderr)
     };
-    let (line, _) = build_line(Reply::ok(
-        "github.com/docker/buildx v0.29.1 a32761aeb3debd39be1eca514af3693af0db334b\n",
-    ));
+    let (line, _) = build_line(buildx_installed(), "");
     assert!(
         line.starts_with("$ docker build --provenance=false --sbom=false --tag todo-backend:<content-hash> "),
         "{line}"
     );
     // Docker's words when the buildx plugin is missing (docker/cli: unknown command).
-    let (line, stderr) = build_line(Reply::fail(
-        1,
-        "docker: 'buildx' is not a docker command.\nSee 'docker --help'\n",
-    ));
+    let (line, stderr) = build_line(
+        Reply::fail(1, "docker: 'buildx' is not a docker command.\nSee 'docker --help'\n"),
+        "",
+    );
     assert!(
         line.starts_with("$ docker build --tag todo-backend:<content-hash> "),
         "{line}"
     );
     assert!(stderr.contains("legacy builder"), "{stderr}");
+    // DOCKER_BUILDKIT=0 selects the legacy builder even with buildx installed.
+    let (line, _) = build_line(buildx_installed(), "0");
+    assert!(line.starts_with("$ docker build --tag "), "{line}");
 }
 
 /// kubectl and Helm of a Docker Desktop cluster where an upgrade succeeds at once and the pods
