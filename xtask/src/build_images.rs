@@ -18,7 +18,7 @@ use crate::{
     images::{BuildRecord, ImageRecord, PASSWD, Service, content_tag},
     progress::step,
     timestamps,
-    tools::engine::Engine,
+    tools::engine::{Engine, docker_builds_with_buildkit},
 };
 
 /// The official Rust image used by `--build-in-container` (same toolchain as the host's).
@@ -281,17 +281,23 @@ fn build_image(
             format!("CREATED={created}"),
         ];
         let [version, revision, created] = &labels;
+        let no_attestations = attestation_flags(sh, engine);
         runner.run(cmd!(
             sh,
-            "{program} build --tag {reference} --build-arg {version} --build-arg {revision} --build-arg {created} {context}"
+            "{program} build {no_attestations...} --tag {reference} --build-arg {version} --build-arg {revision} --build-arg {created} {context}"
         ))?;
     } else {
         eprintln!("    {reference} already exists: nothing to build");
     }
-    let (id, size_bytes) = if runner.is_dry_run() {
-        ("<image-id>".to_owned(), 0)
+    let (id, config_digest, size_bytes) = if runner.is_dry_run() {
+        ("<image-id>".to_owned(), None, 0)
     } else {
-        engine.image_info(sh, &reference)?
+        let (id, size) = engine.image_info(sh, &reference)?;
+        let config = match engine {
+            Engine::Podman => id.clone(),
+            Engine::Docker => engine.config_digest(sh, &reference, &crate::images_dir())?,
+        };
+        (id, Some(config), size)
     };
     Ok(ImageRecord {
         service,
@@ -299,10 +305,29 @@ fn build_image(
         tag,
         reference,
         id,
+        config_digest,
         size_bytes,
         built,
         revision: (revision != "unknown").then(|| revision.to_owned()),
     })
+}
+
+/// `--provenance=false --sbom=false` for Docker's BuildKit: by default it wraps a single-platform
+/// image in an index with a provenance attestation, which `docker save` leaves out, so kind's
+/// `ctr images import` fails on it (kind issues 3795, 3845). Podman makes no attestations; the
+/// legacy builder (no buildx, or `DOCKER_BUILDKIT=0`) neither, and rejects the flags.
+fn attestation_flags(sh: &Shell, engine: Engine) -> Vec<&'static str> {
+    if engine != Engine::Docker {
+        return Vec::new();
+    }
+    if docker_builds_with_buildkit(sh) {
+        return vec!["--provenance=false", "--sbom=false"];
+    }
+    eprintln!(
+        "    docker build is the legacy builder here (no `docker buildx`, or DOCKER_BUILDKIT=0): building \
+         without --provenance/--sbom, which it does not know (it adds no attestations)"
+    );
+    Vec::new()
 }
 
 /// The source revision for the image label: the commit, marked `-dirty` with local changes.

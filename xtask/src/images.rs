@@ -65,8 +65,14 @@ pub struct ImageRecord {
     pub tag: String,
     /// `name:tag`, or `registry/name:tag` when pushed.
     pub reference: String,
-    /// The engine's image id (hex).
+    /// The engine's image id (hex). Under Docker's containerd image store this is the digest of
+    /// the image's manifest or index, not of its config.
     pub id: String,
+    /// The digest of the image's config (hex): what a node's container runtime calls the image's
+    /// id (`crictl images`, the `docker images` of a Minikube node). Absent in records written
+    /// before it was kept; `deploy` then asks the engine.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_digest: Option<String>,
     /// Size in bytes.
     pub size_bytes: u64,
     /// False when an image with this tag already existed and was reused.
@@ -129,6 +135,14 @@ impl BuildRecord {
     }
 }
 
+impl ImageRecord {
+    /// The digest a node's runtime knows the image by: the config digest when recorded, else the
+    /// engine's id (the same thing for Podman and Docker's classic store).
+    pub fn node_id(&self) -> &str {
+        self.config_digest.as_deref().unwrap_or(&self.id)
+    }
+}
+
 /// The tag for an image made of these files: the first 12 hex digits of a SHA-256 over each
 /// file's name and bytes. Same inputs, same tag; any change, a new tag.
 pub fn content_tag(files: &[(&str, &[u8])]) -> String {
@@ -185,6 +199,7 @@ mod tests {
                 tag: "0123456789ab".into(),
                 reference: "todo-backend:0123456789ab".into(),
                 id: "fdcc2154d45a".into(),
+                config_digest: Some("fdcc2154d45a".into()),
                 size_bytes: 11_000_000,
                 built: true,
                 revision: Some("0123456789abcdef0123456789abcdef01234567".into()),
@@ -193,6 +208,15 @@ mod tests {
         let path = dir.path().join("images.json");
         record.save_to(&path).unwrap();
         assert_eq!(BuildRecord::load_from(&path).unwrap(), record);
+        // A record written before the config digest was kept still reads, without one.
+        let old = std::fs::read_to_string(&path)
+            .unwrap()
+            .replace("\"config_digest\": \"fdcc2154d45a\",\n", "");
+        assert!(!old.contains("config_digest"), "{old}");
+        std::fs::write(&path, old).unwrap();
+        let read = BuildRecord::load_from(&path).unwrap();
+        assert_eq!(read.images[0].config_digest, None);
+        assert_eq!(read.images[0].node_id(), "fdcc2154d45a");
         assert!(
             BuildRecord::load_from(&dir.path().join("nope/images.json"))
                 .unwrap_err()

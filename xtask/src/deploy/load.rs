@@ -11,6 +11,7 @@ use crate::{
     exec::runner::Runner,
     images::{BuildRecord, ImageRecord, Service},
     k8s::node_images::{self, Loader},
+    tools::engine::Engine,
 };
 
 /// The images of both services, refusing a record without one of them.
@@ -47,10 +48,11 @@ pub(super) fn load_images(
         return Ok(Vec::new());
     }
     loader.require_tools()?;
-    let before = loader.node_images(sh)?;
+    let images = with_config_digests(sh, record, images, archive_dir)?;
+    let before = loader.node_images(sh, &images, archive_dir)?;
     let mut loaded = Vec::new();
-    for image in images {
-        let short: String = image.id.chars().take(12).collect();
+    for image in &images {
+        let digest = short(image.node_id());
         let lacking: Vec<&str> = before
             .iter()
             .filter(|node| !node_images::holds(&node.images, image))
@@ -58,32 +60,102 @@ pub(super) fn load_images(
             .collect();
         if lacking.is_empty() && !before.is_empty() {
             eprintln!(
-                "    {} (id {short}) is already on the node: not loading it",
-                image.reference
+                "    {} (id {digest}) is already on {}: not loading it",
+                image.reference,
+                node_names(&before)
             );
             continue;
         }
-        eprintln!("    {} (id {short}) is not on the node: loading it", image.reference);
+        let lacking = if before.is_empty() {
+            "the nodes".to_owned()
+        } else {
+            lacking.join(", ")
+        };
+        eprintln!("    {} (id {digest}) is not on {lacking}: loading it", image.reference);
         loader.load(sh, runner, record.engine, image, archive_dir)?;
         loaded.push(image.service);
     }
     if loaded.is_empty() || runner.is_dry_run() {
         return Ok(loaded);
     }
-    let after = loader.node_images(sh)?;
+    verify(sh, loader, record, &images, &loaded, archive_dir)?;
+    Ok(loaded)
+}
+
+/// After loading: every listed node holds every loaded image, or deploy stops here.
+fn verify(
+    sh: &Shell,
+    loader: &Loader,
+    record: &BuildRecord,
+    images: &[ImageRecord],
+    loaded: &[Service],
+    archive_dir: &Path,
+) -> anyhow::Result<()> {
+    let after = loader.node_images(sh, images, archive_dir)?;
+    if after.is_empty() {
+        eprintln!("    loaded, but not verified: no node's images could be listed");
+        return Ok(());
+    }
     for image in images.iter().filter(|image| loaded.contains(&image.service)) {
         if let Some(node) = after.iter().find(|node| !node_images::holds(&node.images, image)) {
             bail!(
-                "after loading, node {} still does not hold {} (id {}); nothing was deployed. Load it by hand: {}",
-                node.node,
+                "after loading, {} still does not hold {} (id {}); nothing was deployed. Load it by hand: {}",
+                node_name(node),
                 image.reference,
-                image.id,
+                image.node_id(),
                 loader.load_hint(record.engine, &image.reference)
             );
         }
     }
-    eprintln!("    verified: the node holds exactly the images built");
-    Ok(loaded)
+    eprintln!("    verified: {} holds exactly the images built", node_names(&after));
+    Ok(())
+}
+
+/// The images with their config digests: a record written before they were kept, from Docker,
+/// names its images by the engine's id, which under the containerd image store is not what nodes
+/// report, so Docker is asked (Podman's id is the config digest).
+fn with_config_digests(
+    sh: &Shell,
+    record: &BuildRecord,
+    images: &[ImageRecord],
+    scratch: &Path,
+) -> anyhow::Result<Vec<ImageRecord>> {
+    images
+        .iter()
+        .map(|image| {
+            let mut image = image.clone();
+            if image.config_digest.is_none() && record.engine == Engine::Docker {
+                image.config_digest = Some(Engine::Docker.config_digest(sh, &image.reference, scratch)?);
+            }
+            Ok(image)
+        })
+        .collect()
+}
+
+/// `node dev-control-plane`, or `the Docker engine`.
+fn node_name(node: &node_images::NodeImages) -> String {
+    if node.node.starts_with("the ") {
+        node.node.clone()
+    } else {
+        format!("node {}", node.node)
+    }
+}
+
+/// `node dev-control-plane`, `each of the 2 nodes (minikube, minikube-m02)`.
+fn node_names(listed: &[node_images::NodeImages]) -> String {
+    match listed {
+        [one] => node_name(one),
+        _ => format!(
+            "each of the {} nodes ({})",
+            listed.len(),
+            listed.iter().map(|n| n.node.as_str()).collect::<Vec<_>>().join(", ")
+        ),
+    }
+}
+
+/// The first 12 digits of a digest.
+fn short(digest: &str) -> String {
+    digest.chars().take(12).collect()
 }
 
 #[cfg(test)]

@@ -9,19 +9,22 @@
 //! its fully qualified name and saved under that name.
 //!
 //! What a node holds is compared by image ID *and* name: a content-addressed tag makes a stale
-//! image unlikely, the ID makes it impossible.
+//! image unlikely, the ID makes it impossible. The ID is the image's config digest, which is what
+//! node runtimes report; Docker's containerd image store calls an image by its manifest or index
+//! digest instead, so the record keeps both. Each node the loader loads into is asked on its own
+//! (`listing.rs`).
+
+mod listing;
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, bail};
-use serde::Deserialize;
+use anyhow::Context;
 use xshell::{Shell, cmd};
 
+use self::listing::{crictl_images, read_only};
+pub use self::listing::{parse_crictl_images, parse_minikube_images};
 use crate::{
-    exec::{
-        probe::{self, PROBE_TIMEOUT},
-        runner::Runner,
-    },
+    exec::runner::Runner,
     images::{BuildRecord, ImageRecord},
     k8s::context::ClusterKind,
     tools::{self, engine::Engine},
@@ -55,7 +58,7 @@ pub enum Loader {
 /// The images one node holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NodeImages {
-    /// The node (or, for Minikube, the profile: its list covers every node).
+    /// The node (a kind or k3d node container, a Minikube machine such as `minikube-m02`).
     pub node: String,
     /// Its images.
     pub images: Vec<NodeImage>,
@@ -107,26 +110,13 @@ impl Loader {
         }
     }
 
-    /// What the nodes hold now: one list per node (read-only).
-    pub fn node_images(&self, sh: &Shell) -> anyhow::Result<Vec<NodeImages>> {
+    /// What the nodes hold now: one list per node (read-only). Only a Docker engine's list
+    /// depends on `images` (it is asked about each); `scratch` takes the archives that reading a
+    /// Docker image's config digest needs.
+    pub fn node_images(&self, sh: &Shell, images: &[ImageRecord], scratch: &Path) -> anyhow::Result<Vec<NodeImages>> {
         match self {
-            Loader::Minikube { profile } => {
-                let json = read_only(cmd!(sh, "minikube image ls --format json -p {profile}"))?;
-                Ok(vec![NodeImages {
-                    node: profile.clone(),
-                    images: parse_minikube_images(&json)?,
-                }])
-            }
-            Loader::Kind { cluster } => {
-                let nodes = read_only(cmd!(sh, "kind get nodes --name {cluster}"))?;
-                let provider = kind_provider().program;
-                nodes
-                    .lines()
-                    .map(str::trim)
-                    .filter(|node| !node.is_empty())
-                    .map(|node| crictl_images(sh, provider, node))
-                    .collect()
-            }
+            Loader::Minikube { profile } => listing::minikube_nodes(sh, profile),
+            Loader::Kind { cluster } => listing::kind_nodes(sh, kind_provider().program, cluster),
             Loader::K3d { cluster } => {
                 let filter = format!("label=k3d.cluster={cluster}");
                 let format = "{{.Names}} {{.Label \"k3d.role\"}}";
@@ -138,7 +128,8 @@ impl Loader {
                     .map(|(node, _)| crictl_images(sh, "docker", node))
                     .collect()
             }
-            Loader::DockerEngine | Loader::Registry => Ok(Vec::new()),
+            Loader::DockerEngine => listing::docker_engine(sh, images, scratch),
+            Loader::Registry => Ok(Vec::new()),
         }
     }
 
@@ -176,9 +167,13 @@ impl Loader {
             Loader::Kind { cluster } if archive.is_some() => {
                 runner.run_on_stderr(cmd!(sh, "kind load image-archive {source} --name {cluster}"))
             }
-            Loader::Kind { cluster } => {
-                runner.run_on_stderr(cmd!(sh, "kind load docker-image {source} --name {cluster}"))
-            }
+            Loader::Kind { cluster } => runner
+                .run_on_stderr(cmd!(sh, "kind load docker-image {source} --name {cluster}"))
+                .context(
+                    "if kind said `ctr: content digest sha256:...: not found`, the image carries a provenance \
+                     attestation that `docker save` leaves out (kind issue 3795): rebuild it with `cargo xtask \
+                     build-images`, which builds without one",
+                ),
             Loader::K3d { cluster } => runner.run_on_stderr(cmd!(sh, "k3d image import {source} -c {cluster}")),
             Loader::DockerEngine => runner.run_on_stderr(cmd!(sh, "docker load -i {source}")),
             Loader::Registry => Ok(()),
@@ -256,23 +251,6 @@ fn save_archive(
     Ok(archive)
 }
 
-/// Runs a read-only query and returns its stdout.
-fn read_only(cmd: xshell::Cmd<'_>) -> anyhow::Result<String> {
-    let probe = probe::run(cmd, PROBE_TIMEOUT);
-    if !probe.succeeded() {
-        bail!("{}", probe.failure());
-    }
-    Ok(probe.stdout)
-}
-
-fn crictl_images(sh: &Shell, provider: &str, node: &str) -> anyhow::Result<NodeImages> {
-    let json = read_only(cmd!(sh, "{provider} exec {node} crictl images -o json"))?;
-    Ok(NodeImages {
-        node: node.to_owned(),
-        images: parse_crictl_images(&json).with_context(|| format!("reading the images of node {node}"))?,
-    })
-}
-
 /// The name a container runtime gives a reference: `todo-backend:abc` is
 /// `docker.io/library/todo-backend:abc`, `team/app:1` is `docker.io/team/app:1`; a name with a
 /// registry host (`registry.example.com/app:1`, `localhost/app:1`) stays as it is.
@@ -292,63 +270,16 @@ pub fn same_id(a: &str, b: &str) -> bool {
     shorter >= 12 && a[..shorter] == b[..shorter]
 }
 
-/// Whether a node holds `image`: the same ID under the same (qualified) name.
+/// Whether a node holds `image`: the same ID under the same (qualified) name. A node's runtime
+/// names an image by its config digest; the engine's own id is accepted too (the same under
+/// Podman and Docker's classic store; what `ctr images ls` shows under containerd, as kind's own
+/// check accepts since kind PR 4238).
 pub fn holds(images: &[NodeImage], image: &ImageRecord) -> bool {
     let name = qualify(&image.reference);
-    images
-        .iter()
-        .any(|held| same_id(&held.id, &image.id) && held.names.iter().any(|n| qualify(n) == name))
-}
-
-/// Parses `minikube image ls --format json`: `[{"id","repoDigests","repoTags","size"}]`, one
-/// entry per image across all nodes (the runtime's `ListImage`).
-pub fn parse_minikube_images(json: &str) -> anyhow::Result<Vec<NodeImage>> {
-    #[derive(Deserialize)]
-    #[serde(rename_all = "camelCase")]
-    struct Image {
-        id: String,
-        #[serde(default)]
-        repo_tags: Option<Vec<String>>,
-    }
-    // Minikube may print a warning line before the JSON.
-    let json = json
-        .lines()
-        .rev()
-        .find(|line| line.trim_start().starts_with('['))
-        .unwrap_or(json);
-    let images: Vec<Image> = serde_json::from_str(json.trim()).context("reading `minikube image ls --format json`")?;
-    Ok(images
-        .into_iter()
-        .map(|image| NodeImage {
-            id: image.id.trim_start_matches("sha256:").to_owned(),
-            names: image.repo_tags.unwrap_or_default(),
-        })
-        .collect())
-}
-
-/// Parses `crictl images -o json`: `{"images":[{"id":"sha256:...","repoTags":[...],...}]}`.
-pub fn parse_crictl_images(json: &str) -> anyhow::Result<Vec<NodeImage>> {
-    #[derive(Deserialize)]
-    struct List {
-        #[serde(default)]
-        images: Vec<Image>,
-    }
-    #[derive(Deserialize)]
-    #[serde(rename_all = "camelCase")]
-    struct Image {
-        id: String,
-        #[serde(default)]
-        repo_tags: Option<Vec<String>>,
-    }
-    let list: List = serde_json::from_str(json.trim()).context("reading `crictl images -o json`")?;
-    Ok(list
-        .images
-        .into_iter()
-        .map(|image| NodeImage {
-            id: image.id.trim_start_matches("sha256:").to_owned(),
-            names: image.repo_tags.unwrap_or_default(),
-        })
-        .collect())
+    images.iter().any(|held| {
+        (same_id(&held.id, image.node_id()) || same_id(&held.id, &image.id))
+            && held.names.iter().any(|n| qualify(n) == name)
+    })
 }
 
 #[cfg(test)]
@@ -363,6 +294,7 @@ mod tests {
             tag: "3f2a9c1b7d4e".into(),
             reference: reference.into(),
             id: id.into(),
+            config_digest: None,
             size_bytes: 1,
             built: true,
             revision: None,
@@ -425,6 +357,31 @@ mod tests {
         );
         let images = parse_crictl_images(&json).unwrap();
         assert!(holds(&images, &record("todo-backend:3f2a9c1b7d4e", ID)));
+    }
+
+    // Docker's containerd image store: the engine's id is the index digest, a kind node reports
+    // the config digest (fixtures: tests/fixtures/real-cluster/image-identity/, SOURCES.md item 1).
+    #[test]
+    fn nodes_are_compared_by_config_digest_or_the_engines_id() {
+        let path = |name: &str| {
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/fixtures/real-cluster/image-identity")
+                .join(name)
+        };
+        let node =
+            parse_crictl_images(&std::fs::read_to_string(path("crictl-images-kind-node-with-ours.json")).unwrap())
+                .unwrap();
+        let record = BuildRecord::load_from(&path("images-docker-containerd-store.json")).unwrap();
+        let mut backend = record.image(Service::Backend).unwrap().clone();
+        assert!(!holds(&node, &backend), "the index digest is not what the node reports");
+        backend.config_digest = Some("9f4c2b7e1d3a5c8e0b6f4a2d9c7e5b3a1f8d6c4e2a0b9d7f5e3c1a8b6d4f2e0a".into());
+        assert!(holds(&node, &backend));
+        // A node listed by `ctr images ls` shows the engine's (target) digest: accepted too.
+        let by_target = vec![NodeImage {
+            id: backend.id.clone(),
+            names: vec!["docker.io/library/todo-backend:3f2a9c1b7d4e".into()],
+        }];
+        assert!(holds(&by_target, &backend));
     }
 
     #[test]

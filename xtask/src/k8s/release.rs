@@ -293,17 +293,33 @@ impl Release {
         let Some(frontend) = services.iter().find(|s| s.component == "frontend") else {
             return AppUrl::Hint(format!("the release {} has no frontend Service", self.name));
         };
-        let port_forward = || {
-            AppUrl::Hint(format!(
-                "kubectl --context {} --namespace {} port-forward service/{} 3000:{} (then http://127.0.0.1:3000/)",
-                self.context, self.namespace, frontend.name, frontend.port
-            ))
-        };
+        let forward = format!(
+            "kubectl --context {} --namespace {} port-forward service/{} 3000:{} (then http://127.0.0.1:3000/)",
+            self.context, self.namespace, frontend.name, frontend.port
+        );
+        let port_forward = || AppUrl::Hint(forward.clone());
         let Some(node_port) = frontend.node_port.filter(|_| frontend.kind == "NodePort") else {
             return port_forward();
         };
         match &self.kind {
             ClusterKind::Minikube { profile } => {
+                // Only off Linux does the answer depend on the driver, so only there is it asked.
+                let driver = (std::env::consts::OS != "linux")
+                    .then(|| minikube::minikube_driver(sh, profile))
+                    .flatten();
+                let os = std::env::consts::OS;
+                if !minikube::minikube_node_ip_reachable(driver.as_deref(), os) {
+                    let setup = driver.map_or_else(
+                        || format!("on {os} with minikube's docker or podman driver (its driver could not be read)"),
+                        |driver| format!("with minikube's {driver} driver on {os}"),
+                    );
+                    return AppUrl::Hint(format!(
+                        "the node's address (minikube ip) is not reachable from this machine {setup}: run \
+                         `minikube service {} -n {} -p {profile} --url` and keep it running (it prints the address \
+                         to open), or {forward}",
+                        frontend.name, self.namespace
+                    ));
+                }
                 let probe = probe::run(cmd!(sh, "minikube ip -p {profile}"), PROBE_TIMEOUT);
                 match probe.stdout.lines().next().map(str::trim) {
                     Some(ip) if probe.succeeded() && !ip.is_empty() => AppUrl::Url(format!("http://{ip}:{node_port}/")),

@@ -3,6 +3,8 @@
 
 pub mod network;
 
+use std::path::Path;
+
 use anyhow::{Context, bail};
 use clap::ValueEnum;
 use serde::{Deserialize, Serialize};
@@ -86,6 +88,61 @@ impl Engine {
             .with_context(|| format!("inspecting image {reference}"))?;
         parse_image_info(&out).with_context(|| format!("unexpected `{program} image inspect` output: {out:?}"))
     }
+
+    /// The digest of the image's config (hex): the id a cluster node's runtime reports. Podman's
+    /// image id is that digest already. Docker's is too with its classic store, but with the
+    /// containerd image store (the default of Docker Desktop 4.34+ and fresh Docker Engine 29
+    /// installs) it is the manifest's or index's digest; either way `docker save` names the
+    /// config in its archive's `manifest.json`, which is read with `tar` (the archive, in
+    /// `scratch`, is removed).
+    pub fn config_digest(self, sh: &Shell, reference: &str, scratch: &Path) -> anyhow::Result<String> {
+        if self == Self::Podman {
+            return Ok(self.image_info(sh, reference)?.0);
+        }
+        std::fs::create_dir_all(scratch).with_context(|| format!("creating {}", scratch.display()))?;
+        let archive = scratch.join(format!("{}.identity.tar", reference.replace(['/', ':'], "-")));
+        let saved = cmd!(sh, "docker save -o {archive} {reference}")
+            .quiet()
+            .ignore_stdout()
+            .run()
+            .with_context(|| format!("saving image {reference} to read its config digest"));
+        let manifest = saved.and_then(|()| {
+            cmd!(sh, "tar -xOf {archive} manifest.json")
+                .quiet()
+                .read()
+                .with_context(|| format!("reading manifest.json from `docker save {reference}` (needs `tar`)"))
+        });
+        let _ = std::fs::remove_file(&archive);
+        let manifest = manifest?;
+        parse_saved_manifest(&manifest).with_context(|| {
+            format!("no config digest in the manifest.json of `docker save {reference}`: {manifest:?}")
+        })
+    }
+}
+
+/// Whether `docker build` takes BuildKit's flags (`--provenance`, `--sbom`): it does when it is
+/// buildx (the default since Docker 23), unless `DOCKER_BUILDKIT=0` selects the legacy builder,
+/// which rejects them as unknown flags (and makes no attestations anyway).
+pub fn docker_builds_with_buildkit(sh: &Shell) -> bool {
+    let legacy = std::env::var("DOCKER_BUILDKIT").is_ok_and(|v| matches!(v.trim(), "0" | "false"));
+    !legacy && probe::run(cmd!(sh, "docker buildx version"), PROBE_TIMEOUT).succeeded()
+}
+
+/// The config digest in a `docker save` archive's `manifest.json` (`[{"Config": ...}]`): Docker
+/// 25 and later write `blobs/sha256/<hex>` (an OCI layout), older Docker and Podman's
+/// docker-archive `<hex>.json`.
+pub fn parse_saved_manifest(json: &str) -> Option<String> {
+    #[derive(Deserialize)]
+    struct Entry {
+        #[serde(rename = "Config")]
+        config: String,
+    }
+    let entries: Vec<Entry> = serde_json::from_str(json.trim()).ok()?;
+    let config = &entries.first()?.config;
+    let hex = config
+        .strip_prefix("blobs/sha256/")
+        .or_else(|| config.strip_suffix(".json"))?;
+    (hex.len() == 64 && hex.chars().all(|c| c.is_ascii_hexdigit())).then(|| hex.to_owned())
 }
 
 /// Whether Docker's daemon answers: the one probe of it that `detect` and `doctor` share.
@@ -162,6 +219,32 @@ mod tests {
             Some(("fdcc2154d45a".to_owned(), 42))
         );
         assert_eq!(parse_image_info("garbage"), None);
+    }
+
+    // Fixtures: tests/fixtures/real-cluster/image-identity/ (SOURCES.md, item 1).
+    #[test]
+    fn the_config_digest_is_read_from_either_archive_layout() {
+        let fixture = |name: &str| {
+            let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/fixtures/real-cluster/image-identity")
+                .join(name);
+            std::fs::read_to_string(path).unwrap()
+        };
+        let config = "9f4c2b7e1d3a5c8e0b6f4a2d9c7e5b3a1f8d6c4e2a0b9d7f5e3c1a8b6d4f2e0a";
+        for layout in [
+            "docker-save-containerd/manifest.json",
+            "docker-save-containerd-no-attestations/manifest.json",
+            "docker-save-classic-before-25/manifest.json",
+        ] {
+            assert_eq!(
+                parse_saved_manifest(&fixture(layout)).as_deref(),
+                Some(config),
+                "{layout}"
+            );
+        }
+        assert_eq!(parse_saved_manifest(r#"[{"Config":"config.yaml"}]"#), None);
+        assert_eq!(parse_saved_manifest("[]"), None);
+        assert_eq!(parse_saved_manifest("not json"), None);
     }
 
     #[test]

@@ -104,6 +104,27 @@ pub fn minikube_profiles(sh: &Shell) -> anyhow::Result<Vec<MinikubeProfile>> {
     })
 }
 
+/// The driver of a Minikube profile, from `minikube profile list -o json` (`None` if unknown).
+pub fn minikube_driver(sh: &Shell, profile: &str) -> Option<String> {
+    minikube_profiles(sh)
+        .ok()?
+        .into_iter()
+        .find(|p| p.name == profile)
+        .map(|p| p.driver)
+        .filter(|driver| !driver.is_empty())
+}
+
+/// Whether `http://$(minikube ip):<nodePort>` reaches the node from a host running `host_os`
+/// (`std::env::consts::OS`). The docker and podman drivers run the node as a container; off
+/// Linux that container sits in Docker Desktop's (or Podman machine's) VM and its address is not
+/// routed from the host (minikube's `driver.NeedsPortForward`), so only a tunnel reaches it. An
+/// unknown driver off Linux is treated as one of those: a URL that may not work is worse than a
+/// hint that does. (On Linux, Docker Desktop and rootless Docker have the same limit; that is
+/// not detected here.)
+pub fn minikube_node_ip_reachable(driver: Option<&str>, host_os: &str) -> bool {
+    host_os == "linux" || driver.is_some_and(|driver| !matches!(driver, "docker" | "podman"))
+}
+
 /// Parses `minikube profile list -o json`: `{"invalid":[...],"valid":[{"Name","Status",
 /// "Config":{"Memory","CPUs","Driver","KubernetesConfig":{...}},"Active"}]}`.
 pub fn parse_minikube_profiles(json: &str) -> anyhow::Result<Vec<MinikubeProfile>> {
@@ -316,6 +337,23 @@ pub fn parse_minikube_addons(json: &str) -> anyhow::Result<BTreeMap<String, Opti
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    // minikube `driver.NeedsPortForward` (SOURCES.md item 11; fixtures in
+    // tests/fixtures/real-cluster/minikube-service/: the darwin URL is a tunnel's 127.0.0.1 port).
+    #[test]
+    fn the_minikube_node_address_is_reachable_only_where_no_tunnel_is_needed() {
+        for driver in [Some("docker"), Some("podman"), Some("kvm2"), None] {
+            assert!(minikube_node_ip_reachable(driver, "linux"), "{driver:?}");
+        }
+        for os in ["macos", "windows"] {
+            assert!(!minikube_node_ip_reachable(Some("docker"), os), "{os}");
+            assert!(!minikube_node_ip_reachable(Some("podman"), os), "{os}");
+            assert!(!minikube_node_ip_reachable(None, os), "{os}");
+            assert!(minikube_node_ip_reachable(Some("hyperkit"), os), "{os}");
+            assert!(minikube_node_ip_reachable(Some("qemu2"), os), "{os}");
+            assert!(minikube_node_ip_reachable(Some("hyperv"), os), "{os}");
+        }
+    }
 
     // Shape of `minikube status -o json` (cmd/minikube/cmd/status.go marshals cluster.Status).
     #[test]

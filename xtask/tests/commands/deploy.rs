@@ -112,12 +112,15 @@ fn missing_images_are_loaded_and_verified_before_the_upgrade_with_the_built_tags
     assert_kubectl_is_explicit(&invocations);
     assert!(
         run.stderr.contains(&format!(
-            "{BACKEND_IMAGE} (id 9f4c2b7e1d3a) is not on the node: loading it"
+            "{BACKEND_IMAGE} (id 9f4c2b7e1d3a) is not on minikube: loading it"
         )),
         "{}",
         run.stderr
     );
-    assert!(run.stderr.contains("verified: the node holds exactly the images built"));
+    assert!(
+        run.stderr
+            .contains("verified: node minikube holds exactly the images built")
+    );
     assert_eq!(
         run.stdout,
         format!(
@@ -211,10 +214,26 @@ fn docker_built_images_go_to_kind_by_name() {
         Program::new("kind")
             .on("get nodes --name dev", Reply::ok("dev-control-plane\n"))
             .on("load docker-image * --name dev", Reply::ok("")),
-        Program::new("docker").on_each(
-            "exec dev-control-plane crictl images -o json",
-            vec![crictl(false), crictl(false), crictl(true)],
-        ),
+        Program::new("docker")
+            .on_each(
+                "exec dev-control-plane crictl images -o json",
+                vec![crictl(false), crictl(false), crictl(true)],
+            )
+            .on(
+                "inspect --format {{ index .Config.Labels \"io.x-k8s.kind.role\"}} dev-control-plane",
+                Reply::ok("control-plane\n"),
+            )
+            // The record predates config digests: `docker save`'s manifest.json names them.
+            .on("save -o * todo-*", Reply::ok("")),
+        Program::new("tar")
+            .on(
+                "-xOf *todo-backend* manifest.json",
+                Reply::ok(fixture("real-cluster/image-identity/docker-save-containerd/manifest.json")),
+            )
+            .on(
+                "-xOf *todo-frontend* manifest.json",
+                Reply::ok(r#"[{"Config":"blobs/sha256/2e7d9a4c6b1f3e8d0a5c7b9e2f4d6a8c1e3b5d7f9a0c2e4b6d8f1a3c5e7b9d0f","RepoTags":["todo-frontend:8e1d2c3b4a5f"],"Layers":[]}]"#),
+            ),
     ];
     let programs = [programs, deployed_release_in("kind-dev").to_vec()].concat();
     let run = xtask(
@@ -842,7 +861,8 @@ fn a_dry_run_prints_the_reviewed_command_list_and_changes_nothing() {
             || *line == format!("kubectl {}", query("version -o json"))
             || line == "helm version --short"
             || line.starts_with("helm history ")
-            || line.starts_with("minikube image ls ");
+            || line.starts_with("minikube image ls ")
+            || line.starts_with("minikube node list ");
         assert!(read_only, "a dry run ran `{line}`");
     }
 }

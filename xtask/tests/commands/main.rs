@@ -5,11 +5,13 @@
 mod support;
 
 mod build_images;
+mod cluster_nodes;
 mod deploy;
 mod deploy_interrupted;
 mod deploy_preflight;
 mod doctor;
 mod e2e_cleanup;
+mod image_identity;
 mod lifecycle;
 mod rollout;
 mod smoke;

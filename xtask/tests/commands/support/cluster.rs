@@ -111,6 +111,8 @@ pub fn healthy() -> Vec<Program> {
     let selector = "-l app.kubernetes.io/instance=todo";
     vec![
         Program::new("minikube")
+            // `minikube node list`: `<machine name>\t<ip>` per node (cmd/minikube/cmd/node_list.go).
+            .on("node list -p minikube", Reply::ok("minikube\t192.168.49.2\n"))
             .on(
                 "image ls --format json -p minikube",
                 Reply::ok(fixture("minikube-image-ls-with-ours.json")),
@@ -200,6 +202,20 @@ pub fn without(programs: Vec<Program>, name: &str) -> Vec<Program> {
 pub fn xtask(standins: &StandIns, programs: &[Program], args: &[&str]) -> Run {
     standins.install_all(programs);
     run(standins.command(env!("CARGO_BIN_EXE_xtask")).args(args))
+}
+
+/// `deploy --no-smoke` of the image record at `record`, diagnostics kept in the stand-ins' folder.
+pub fn deploy_record(standins: &StandIns, programs: &[Program], record: &str) -> Run {
+    let diagnostics = standins.scratch("diagnostics").display().to_string();
+    let args = [
+        "deploy",
+        "--no-smoke",
+        "--images",
+        record,
+        "--diagnostics-dir",
+        &diagnostics,
+    ];
+    xtask(standins, programs, &args)
 }
 
 /// Asserts that each of `expected` was invoked, in this order (other invocations may come between).
