@@ -47,7 +47,7 @@ pub use watch::{CRASH_LOG_LINES, POLL_INTERVAL};
 
 use self::{
     diagnose::Problem,
-    load::{image_of, is_local_reference, load_images},
+    load::{check_profile, image_of, is_local_reference, load_images},
     upgrade::upgrade_command,
     watch::Rollout,
 };
@@ -92,6 +92,10 @@ pub struct Deploy {
     /// Deploy the images recorded in this file (written by `build-images`) [implies --no-build].
     #[arg(long, value_name = "FILE")]
     pub images: Option<PathBuf>,
+    /// Deploy images built with `build-images --profile dev-image` (given with --no-build or
+    /// --images) even to a cluster that is not local; they are refused there otherwise.
+    #[arg(long)]
+    pub allow_dev_images: bool,
     /// Container engine for the build [default: a reachable Docker daemon, else Podman].
     #[arg(long, value_enum)]
     pub engine: Option<Engine>,
@@ -290,6 +294,7 @@ impl Deploy {
                 arch.name()
             );
         }
+        check_profile(&record, &record_path, release, self.allow_dev_images)?;
         let images = [
             image_of(&record, Service::Backend)?,
             image_of(&record, Service::Frontend)?,
