@@ -10,10 +10,7 @@ pub mod classify;
 use std::{
     collections::{BTreeSet, HashMap},
     path::{Path, PathBuf},
-    sync::{
-        atomic::{AtomicBool, Ordering},
-        mpsc,
-    },
+    sync::mpsc,
     time::{Duration, Instant},
 };
 
@@ -94,43 +91,42 @@ impl SourceWatcher {
         })
     }
 
-    /// Waits for the next burst of saves that changes a source's content; `None` once `stop` is
-    /// set. Saves that leave every file as it was are passed over silently.
-    pub fn next_change(&mut self, stop: &AtomicBool) -> anyhow::Result<Option<Change>> {
-        loop {
-            let Some((saved, paths)) = self.next_burst(stop)? else {
-                return Ok(None);
-            };
-            let settled = Instant::now();
-            let changed: Vec<PathBuf> = paths.into_iter().filter(|path| self.content_changed(path)).collect();
-            if changed.is_empty() {
-                continue;
-            }
-            let mut affected = Affected::default();
-            for path in &changed {
-                if let Some(scope) = classify(path) {
-                    affected.add(scope);
-                }
-            }
-            return Ok(Some(Change {
-                affected,
-                paths: changed,
-                saved,
-                settled,
-            }));
+    /// The next burst of saves if one begins within `wait`, as a [`Change`] when it changed a
+    /// source's content; `None` when no save came, or the saves left every file as it was.
+    pub fn next_change(&mut self, wait: Duration) -> anyhow::Result<Option<Change>> {
+        let Some((saved, paths)) = self.next_burst(wait)? else {
+            return Ok(None);
+        };
+        let settled = Instant::now();
+        let changed: Vec<PathBuf> = paths.into_iter().filter(|path| self.content_changed(path)).collect();
+        if changed.is_empty() {
+            return Ok(None);
         }
+        let mut affected = Affected::default();
+        for path in &changed {
+            if let Some(scope) = classify(path) {
+                affected.add(scope);
+            }
+        }
+        Ok(Some(Change {
+            affected,
+            paths: changed,
+            saved,
+            settled,
+        }))
     }
 
     /// The source paths touched by the next burst of notifications, and when it began.
-    fn next_burst(&mut self, stop: &AtomicBool) -> anyhow::Result<Option<(Instant, BTreeSet<PathBuf>)>> {
+    fn next_burst(&mut self, wait: Duration) -> anyhow::Result<Option<(Instant, BTreeSet<PathBuf>)>> {
+        let waiting = Instant::now();
         let mut paths = BTreeSet::new();
         while paths.is_empty() {
-            if stop.load(Ordering::SeqCst) {
+            let Some(left) = wait.checked_sub(waiting.elapsed()) else {
                 return Ok(None);
-            }
-            match self.events.recv_timeout(Duration::from_millis(100)) {
+            };
+            match self.events.recv_timeout(left) {
                 Ok(event) => paths.extend(self.sources_in(event)?),
-                Err(mpsc::RecvTimeoutError::Timeout) => {}
+                Err(mpsc::RecvTimeoutError::Timeout) => return Ok(None),
                 Err(mpsc::RecvTimeoutError::Disconnected) => bail!("the file watcher stopped"),
             }
         }
@@ -199,7 +195,7 @@ fn record_tree(root: &Path, folder: &Path, seen: &mut HashMap<PathBuf, Fingerpri
 
 #[cfg(test)]
 mod tests {
-    use std::{fs, sync::Arc, thread};
+    use std::{fs, thread};
 
     use super::*;
 
@@ -223,14 +219,13 @@ mod tests {
 
     /// The next change, or `None` if none comes within `wait`.
     fn change_within(watcher: &mut SourceWatcher, wait: Duration) -> Option<Change> {
-        let stop = Arc::new(AtomicBool::new(false));
-        let flag = stop.clone();
-        // Not joined: a change that comes early ends the wait early.
-        thread::spawn(move || {
-            thread::sleep(wait);
-            flag.store(true, Ordering::SeqCst);
-        });
-        watcher.next_change(&stop).unwrap()
+        let deadline = Instant::now() + wait;
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            if let Some(change) = watcher.next_change(left).unwrap() {
+                return Some(change);
+            }
+        }
+        None
     }
 
     #[test]
