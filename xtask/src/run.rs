@@ -162,24 +162,36 @@ impl Run {
             return report.into_result();
         }
         if self.watch {
-            let reload = Reload {
-                sh,
-                build: !self.no_build,
-                release: self.release,
-                json: self.json,
-                services: vec![
-                    ("backend", reload::pinned(backend_env, &backend_url)),
-                    ("frontend", reload::pinned(frontend_env, &frontend_url)),
-                ],
-            };
-            let root = self
-                .watch_root
-                .as_deref()
-                .map_or_else(crate::project_root, crate::from_caller);
-            return reload.watch(&root, services, stop);
+            let started = vec![
+                ("backend", reload::pinned(backend_env, &backend_url)),
+                ("frontend", reload::pinned(frontend_env, &frontend_url)),
+            ];
+            return self.watch(sh, started, services, stop);
         }
         services.supervise(stop);
         Ok(())
+    }
+
+    /// `--watch`: rebuilds and restarts the `started` services as their sources change.
+    fn watch(
+        &self,
+        sh: &Shell,
+        started: Vec<reload::ServiceEnv>,
+        services: &mut Services,
+        stop: &AtomicBool,
+    ) -> anyhow::Result<()> {
+        let reload = Reload {
+            sh,
+            build: !self.no_build,
+            release: self.release,
+            json: self.json,
+            services: started,
+        };
+        let root = self
+            .watch_root
+            .as_deref()
+            .map_or_else(crate::project_root, crate::from_caller);
+        reload.watch(&root, services, stop)
     }
 }
 
