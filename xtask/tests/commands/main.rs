@@ -14,4 +14,5 @@ mod e2e_cleanup;
 mod image_identity;
 mod lifecycle;
 mod rollout;
+mod run_watch;
 mod smoke;
