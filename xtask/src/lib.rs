@@ -26,6 +26,7 @@ pub mod timestamps;
 pub mod tools;
 pub mod uninstall;
 pub mod up;
+pub mod watch;
 
 use std::path::{Path, PathBuf};
 

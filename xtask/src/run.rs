@@ -3,7 +3,9 @@
 //! Builds both binaries, starts the backend (SQLite file under `target/run/`) and the frontend on
 //! 127.0.0.1, waits until both are ready, prints the URL and streams both logs with a prefix.
 //! Ctrl-C stops both cleanly. `--smoke` runs the smoke checks against them and exits with their
-//! result.
+//! result; `--watch` rebuilds and restarts the service whose code changed ([`reload`]).
+
+mod reload;
 
 use std::{
     path::{Path, PathBuf},
@@ -18,6 +20,7 @@ use anyhow::{Context, bail};
 use clap::Args;
 use xshell::{Shell, cmd};
 
+use self::reload::Reload;
 use crate::{
     exec::service::{Logs, Services},
     progress::step,
@@ -52,6 +55,15 @@ pub struct Run {
     /// Seconds to wait for each service to become ready.
     #[arg(long, default_value_t = 60)]
     pub timeout: u64,
+    /// Watch backend/, frontend/, helm/ and the workspace manifests; on each save that changes a
+    /// file, rebuild and restart only the service whose code changed (both for backend/service/
+    /// and the manifests). A failed build leaves the running services as they are.
+    #[arg(long, conflicts_with = "smoke")]
+    pub watch: bool,
+    /// The folder `--watch` watches instead of the project (tests: saves there change no real
+    /// source). With `--no-build`, a change restarts the binaries as they are.
+    #[arg(long, hide = true, requires = "watch")]
+    pub watch_root: Option<PathBuf>,
 }
 
 impl Run {
@@ -91,7 +103,7 @@ impl Run {
         ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst)).context("installing the Ctrl-C handler")?;
 
         let mut services = Services::new(&bin_dir, Logs::Prefixed, Duration::from_secs(self.timeout));
-        let outcome = self.serve(&data_dir, jwt_secret, &stop, &mut services);
+        let outcome = self.serve(sh, &data_dir, jwt_secret, &stop, &mut services);
         // Whatever happened — ready, failed to start, interrupted — nothing is left running.
         services.stop();
         outcome
@@ -99,20 +111,23 @@ impl Run {
 
     fn serve(
         &self,
+        sh: &Shell,
         data_dir: &Path,
         jwt_secret: String,
         stop: &AtomicBool,
         services: &mut Services,
     ) -> anyhow::Result<()> {
         let database_url = format!("sqlite://{}", data_dir.join("todo.db").display());
-        let backend_env = [
+        let backend_env = vec![
             ("LISTEN_ADDR", format!("127.0.0.1:{}", self.backend_port)),
             ("DATABASE_URL", database_url),
             ("JWT_SECRET", jwt_secret),
+            // No pause when stopped (a restart under --watch waits for it); requests in flight
+            // still finish.
             ("SHUTDOWN_DRAIN_SECONDS", "0".to_owned()),
         ];
         let (backend_url, _) = services.start("backend", &backend_env, stop)?;
-        let frontend_env = [
+        let frontend_env = vec![
             ("LISTEN_ADDR", format!("127.0.0.1:{}", self.port)),
             ("BACKEND_URL", backend_url.clone()),
             ("SHUTDOWN_DRAIN_SECONDS", "0".to_owned()),
@@ -146,8 +161,37 @@ impl Run {
             report.publish(None, false)?;
             return report.into_result();
         }
+        if self.watch {
+            let started = vec![
+                ("backend", reload::pinned(backend_env, &backend_url)),
+                ("frontend", reload::pinned(frontend_env, &frontend_url)),
+            ];
+            return self.watch(sh, started, services, stop);
+        }
         services.supervise(stop);
         Ok(())
+    }
+
+    /// `--watch`: rebuilds and restarts the `started` services as their sources change.
+    fn watch(
+        &self,
+        sh: &Shell,
+        started: Vec<reload::ServiceEnv>,
+        services: &mut Services,
+        stop: &AtomicBool,
+    ) -> anyhow::Result<()> {
+        let reload = Reload {
+            sh,
+            build: !self.no_build,
+            release: self.release,
+            json: self.json,
+            services: started,
+        };
+        let root = self
+            .watch_root
+            .as_deref()
+            .map_or_else(crate::project_root, crate::from_caller);
+        reload.watch(&root, services, stop)
     }
 }
 

@@ -43,6 +43,8 @@ pub struct ServiceProcess {
     /// Its last log lines, shown when it fails to start and its logs were not printed.
     recent: Arc<Mutex<VecDeque<String>>>,
     logs: Logs,
+    /// Whether its unexpected exit was reported already.
+    exit_reported: bool,
 }
 
 /// Log lines kept per service for start-up failures.
@@ -79,18 +81,30 @@ impl ServiceProcess {
             address,
             recent,
             logs,
+            exit_reported: false,
         })
     }
 
     /// Waits for the "listening on" line, then for /ready to answer 200; returns the base URL.
     pub fn wait_ready(&mut self, timeout: Duration, stop: &AtomicBool) -> anyhow::Result<String> {
         let deadline = Instant::now() + timeout;
-        let base = loop {
+        let base = self.wait_listening(deadline, stop)?;
+        self.wait_answering(&base, deadline, stop)?;
+        Ok(base)
+    }
+
+    /// Waits for the "listening on" line; returns the base URL it names.
+    fn wait_listening(&mut self, deadline: Instant, stop: &AtomicBool) -> anyhow::Result<String> {
+        loop {
             if let Ok(address) = self.address.recv_timeout(Duration::from_millis(100)) {
-                break address;
+                return Ok(address);
             }
             self.check_alive(stop, deadline)?;
-        };
+        }
+    }
+
+    /// Waits for `base`'s /ready to answer 200.
+    fn wait_answering(&mut self, base: &str, deadline: Instant, stop: &AtomicBool) -> anyhow::Result<()> {
         let poll = Poll {
             deadline,
             // Short: `bench` reads the start-up time off this loop.
@@ -99,8 +113,7 @@ impl ServiceProcess {
         };
         wait_for_ok(&format!("{base}{READY_PATH}"), poll, || {
             self.check_alive(stop, deadline)
-        })?;
-        Ok(base)
+        })
     }
 
     fn check_alive(&mut self, stop: &AtomicBool, deadline: Instant) -> anyhow::Result<()> {
@@ -168,6 +181,17 @@ fn listening_address(line: &str) -> Option<String> {
     url.starts_with("http://").then_some(url)
 }
 
+/// How long each part of a [`Services::restart`] took, counted from its start.
+#[derive(Debug, Clone)]
+pub struct Restart {
+    /// The base URL of the new process.
+    pub url: String,
+    /// Until the old process had exited and the new one logged its listening address.
+    pub listening: Duration,
+    /// Until the new one's /ready answered 200.
+    pub ready: Duration,
+}
+
 /// The app's services as local processes (`run`, `bench`), started one after the other, each
 /// ready before the next starts (the frontend needs the backend's URL), and stopped together.
 pub struct Services {
@@ -216,22 +240,63 @@ impl Services {
     /// Waits for Ctrl-C; a service that dies is reported and the others keep running, so their
     /// own view of the failure (the frontend's "service unavailable" page, say) stays visible.
     pub fn supervise(&mut self, stop: &AtomicBool) {
-        let mut reported = vec![false; self.running.len()];
         while !stop.load(Ordering::SeqCst) {
-            for (service, reported) in self.running.iter_mut().zip(reported.iter_mut()) {
-                if !*reported && let Ok(Some(status)) = service.child.try_wait() {
-                    eprintln!(
-                        "==> the {} exited unexpectedly ({status}); Ctrl-C stops the rest",
-                        service.name
-                    );
-                    *reported = true;
-                }
-            }
-            if reported.iter().all(|r| *r) {
+            if self.report_exits() {
                 return;
             }
             std::thread::sleep(Duration::from_millis(200));
         }
+    }
+
+    /// Reports, once each, the services that exited on their own; true when none is left running.
+    pub fn report_exits(&mut self) -> bool {
+        for service in &mut self.running {
+            if !service.exit_reported
+                && let Ok(Some(status)) = service.child.try_wait()
+            {
+                eprintln!(
+                    "==> the {} exited unexpectedly ({status}); Ctrl-C stops the rest",
+                    service.name
+                );
+                service.exit_reported = true;
+            }
+        }
+        self.running.iter().all(|s| s.exit_reported)
+    }
+
+    /// Stops the running `name` the way an orchestrator does (SIGTERM: it stops accepting and
+    /// finishes the requests in flight; the drain pause is its `SHUTDOWN_DRAIN_SECONDS`), then
+    /// starts its binary again with `env` and waits until it is ready. The new process binds the
+    /// same address, so it can only start once the old one has let go of it.
+    pub fn restart(
+        &mut self,
+        name: &'static str,
+        env: &[(&str, String)],
+        stop: &AtomicBool,
+    ) -> anyhow::Result<Restart> {
+        let started = Instant::now();
+        let at = match self.running.iter().position(|s| s.name == name) {
+            Some(at) => {
+                let mut old = self.running.remove(at);
+                signal(&mut old, Signal::SIGTERM);
+                wait_stopped(&mut old, Instant::now() + STOP_TIMEOUT);
+                at
+            }
+            None => self.running.len(),
+        };
+        let service = ServiceProcess::start(name, &self.bin_dir.join(name), env, self.logs)?;
+        // In the list before waiting: one that fails to start is stopped like the rest.
+        self.running.insert(at, service);
+        let service = &mut self.running[at];
+        let deadline = Instant::now() + self.timeout;
+        let url = service.wait_listening(deadline, stop)?;
+        let listening = started.elapsed();
+        service.wait_answering(&url, deadline, stop)?;
+        Ok(Restart {
+            url,
+            listening,
+            ready: started.elapsed(),
+        })
     }
 
     /// Stops every service (see [`stop_all`]).
@@ -250,28 +315,43 @@ impl Drop for Services {
     }
 }
 
+/// How long a service may take to stop before it is killed (longer than the services' default
+/// `SHUTDOWN_TIMEOUT_SECONDS`, so that in-flight requests can finish).
+const STOP_TIMEOUT: Duration = Duration::from_secs(15);
+
 /// Asks every service to stop (SIGINT: no drain pause) and waits; kills what does not stop.
 fn stop_all(services: &mut [ServiceProcess]) {
     for service in services.iter_mut().rev() {
-        if let Ok(None) = service.child.try_wait()
-            && let Ok(pid) = i32::try_from(service.child.id())
-        {
-            let _ = kill(Pid::from_raw(pid), Signal::SIGINT);
-        }
+        signal(service, Signal::SIGINT);
     }
-    let deadline = Instant::now() + Duration::from_secs(15);
+    let deadline = Instant::now() + STOP_TIMEOUT;
     for service in services.iter_mut() {
-        while let Ok(None) = service.child.try_wait() {
-            if Instant::now() > deadline {
-                eprintln!("==> the {} did not stop in time; killing it", service.name);
-                let _ = service.child.kill();
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = service.child.wait();
+        wait_stopped(service, deadline);
     }
     eprintln!("==> stopped");
+}
+
+/// Sends `signal` to a service that is still running (never to a reaped process's id, which
+/// another process may have by now).
+fn signal(service: &mut ServiceProcess, signal: Signal) {
+    if let Ok(None) = service.child.try_wait()
+        && let Ok(pid) = i32::try_from(service.child.id())
+    {
+        let _ = kill(Pid::from_raw(pid), signal);
+    }
+}
+
+/// Waits until `service` has exited, killing it at `deadline`.
+fn wait_stopped(service: &mut ServiceProcess, deadline: Instant) {
+    while let Ok(None) = service.child.try_wait() {
+        if Instant::now() > deadline {
+            eprintln!("==> the {} did not stop in time; killing it", service.name);
+            let _ = service.child.kill();
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = service.child.wait();
 }
 
 #[cfg(test)]

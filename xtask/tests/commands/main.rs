@@ -15,4 +15,5 @@ mod image_identity;
 mod image_profiles;
 mod lifecycle;
 mod rollout;
+mod run_watch;
 mod smoke;

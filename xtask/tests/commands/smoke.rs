@@ -16,26 +16,9 @@ use nix::{
 };
 use serde_json::Value;
 
-const XTASK: &str = env!("CARGO_BIN_EXE_xtask");
+use crate::support::app::{built_services, run_on_free_ports};
 
-/// Brings the services' debug binaries up to date the way the workspace's test run builds them,
-/// so that `run --no-build` starts current code: after `cargo test --workspace` (as in `cargo
-/// xtask test`) this is a no-op, where `run`'s own `cargo build -p backend -p frontend` would
-/// compile the dependency graph once more with other features. Once per test binary.
-fn built_services() {
-    static BUILT: std::sync::OnceLock<()> = std::sync::OnceLock::new();
-    BUILT.get_or_init(|| {
-        let status = Command::new(env!("CARGO"))
-            .args(["build", "--quiet", "--locked", "--workspace", "--all-targets"])
-            .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join(".."))
-            // As `cargo xtask` starts cargo (see its main): the variable the test runner sets
-            // would make cargo rebuild crates whose build scripts track it.
-            .env_remove("CARGO_MANIFEST_DIR")
-            .status()
-            .unwrap();
-        assert!(status.success(), "building the workspace failed");
-    });
-}
+const XTASK: &str = env!("CARGO_BIN_EXE_xtask");
 
 /// `cargo xtask run` in the background, on free ports, with its own data folder.
 struct RunningPair {
@@ -48,20 +31,8 @@ struct RunningPair {
 
 impl RunningPair {
     fn start() -> Self {
-        built_services();
         let data = tempfile::tempdir().unwrap();
-        let mut child = Command::new(XTASK)
-            .args([
-                "run",
-                "--no-build",
-                "--json",
-                "--port",
-                "0",
-                "--backend-port",
-                "0",
-                "--data-dir",
-            ])
-            .arg(data.path())
+        let mut child = run_on_free_ports(data.path(), &[])
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()

@@ -155,7 +155,22 @@ const SELECTOR_KEYS: [&str; 3] = [
 
 pub(super) fn r12_selectors_and_ports(c: &mut Check<'_>) {
     let workloads = c.m.workloads();
-    for w in &workloads {
+    r12_workloads(c, &workloads);
+    r12_services(c, &workloads);
+    for object in c.m.of_kind("PodDisruptionBudget") {
+        let Typed::PodDisruptionBudget(pdb) = &object.typed else {
+            continue;
+        };
+        let selector = pdb.spec.as_ref().and_then(|s| s.selector.clone()).unwrap_or_default();
+        if !workloads.iter().any(|w| selects(&selector, &w.labels)) {
+            c.flag(object, None, "its selector matches no workload");
+        }
+    }
+}
+
+/// R12 for the workloads: selectors on the pod template, exactly the stable keys, IANA port names.
+fn r12_workloads(c: &mut Check<'_>, workloads: &[Workload<'_>]) {
+    for w in workloads {
         if let Some(selector) = &w.selector {
             if !selects(selector, &w.labels) {
                 c.flag(w.object, None, "selector.matchLabels are not all on the pod template");
@@ -186,6 +201,10 @@ pub(super) fn r12_selectors_and_ports(c: &mut Check<'_>) {
             }
         }
     }
+}
+
+/// R12 for the Services: stable selector keys, a workload selected, ports that exist on it.
+fn r12_services(c: &mut Check<'_>, workloads: &[Workload<'_>]) {
     for object in c.m.of_kind("Service") {
         let Typed::Service(service) = &object.typed else {
             continue;
@@ -222,15 +241,6 @@ pub(super) fn r12_selectors_and_ports(c: &mut Check<'_>) {
                     format!("targetPort {target:?} is no port of the selected pods"),
                 );
             }
-        }
-    }
-    for object in c.m.of_kind("PodDisruptionBudget") {
-        let Typed::PodDisruptionBudget(pdb) = &object.typed else {
-            continue;
-        };
-        let selector = pdb.spec.as_ref().and_then(|s| s.selector.clone()).unwrap_or_default();
-        if !workloads.iter().any(|w| selects(&selector, &w.labels)) {
-            c.flag(object, None, "its selector matches no workload");
         }
     }
 }
