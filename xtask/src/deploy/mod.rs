@@ -54,7 +54,7 @@ use self::{
 use crate::{
     build_images::{Arch, BuildImages},
     exec::runner::Runner,
-    images::{BuildRecord, ImageRecord, Service},
+    images::{BuildRecord, ImageRecord, Profile, Service},
     k8s::{
         node_images::Loader,
         objects::{Pod, PodExt},
@@ -92,8 +92,11 @@ pub struct Deploy {
     /// Deploy the images recorded in this file (written by `build-images`) [implies --no-build].
     #[arg(long, value_name = "FILE")]
     pub images: Option<PathBuf>,
-    /// Deploy images built with `build-images --profile dev-image` (given with --no-build or
-    /// --images) even to a cluster that is not local; they are refused there otherwise.
+    /// Cargo profile of the images built (not with --no-build/--images): `release`, or
+    /// `dev-image` for the inner loop (quick to rebuild; see `build-images --profile`).
+    #[arg(long, value_enum, default_value_t = Profile::Release)]
+    pub profile: Profile,
+    /// Deploy dev-image builds even to a cluster that is not local; they are refused there otherwise.
     #[arg(long)]
     pub allow_dev_images: bool,
     /// Container engine for the build [default: a reachable Docker daemon, else Podman].
@@ -406,6 +409,7 @@ impl Deploy {
             BuildImages {
                 engine: self.engine,
                 arch: Some(arch),
+                profile: self.profile,
                 push: self.push,
                 registry: self.registry.clone(),
                 dry_run: self.dry_run,

@@ -197,3 +197,22 @@ fn a_dev_record_is_refused_for_a_cluster_that_is_not_local_unless_allowed() {
     let upgrade = run.stdout.lines().last().unwrap();
     assert!(upgrade.contains("backend.image.tag=dev-3f2a9c1b7d4e"), "{upgrade}");
 }
+
+#[test]
+fn deploy_with_the_dev_image_profile_builds_and_deploys_dev_images() {
+    let standins = StandIns::new();
+    let run = deploy(&standins, &healthy(), &["--profile", "dev-image"]);
+    assert_eq!(run.code, 0, "stderr:\n{}", run.stderr);
+    let build = run.stdout.lines().next().unwrap();
+    assert_eq!(
+        build,
+        "$ cargo build --profile dev-image --locked --target x86_64-unknown-linux-gnu --package backend --package frontend"
+    );
+    assert!(
+        run.stderr.contains("note: these are dev-image images"),
+        "{}",
+        run.stderr
+    );
+    let upgrade = run.stdout.lines().last().unwrap();
+    assert!(upgrade.contains("backend.image.tag=dev-<content-hash>"), "{upgrade}");
+}
