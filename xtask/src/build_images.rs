@@ -1,5 +1,7 @@
 //! `cargo xtask build-images`: release binaries for Linux, statically linked, each copied into a
-//! `FROM scratch` image whose tag is a hash of its content.
+//! `FROM scratch` image whose tag is a hash of its content. With `--profile dev-image` the
+//! binaries are built for the inner loop instead (quick to rebuild) and the tags say so
+//! (`dev-<hash>`).
 //!
 //! Steps: build the binaries (on the host, or inside the official Rust image), stage a tiny
 //! context per service (binary, Dockerfile, passwd), compute the tag, and build only when the
@@ -15,7 +17,7 @@ use xshell::{Shell, cmd};
 
 use crate::{
     exec::runner::Runner,
-    images::{BuildRecord, ImageRecord, PASSWD, Service, content_tag},
+    images::{BuildRecord, ImageRecord, PASSWD, Profile, Service, content_tag},
     progress::step,
     timestamps,
     tools::engine::{Engine, docker_builds_with_buildkit},
@@ -30,6 +32,11 @@ pub struct BuildImages {
     /// Container engine [default: a reachable Docker daemon, else Podman].
     #[arg(long, value_enum)]
     pub engine: Option<Engine>,
+    /// Cargo profile of the binaries: `release` (the images to ship), or `dev-image` (no LTO,
+    /// incremental: quick to rebuild, for the inner loop; tagged `dev-<hash>`, and refused by
+    /// `deploy` on a cluster that is not local).
+    #[arg(long, value_enum, default_value_t = Profile::Release)]
+    pub profile: Profile,
     /// Build only this service's image.
     #[arg(long, value_enum)]
     pub only: Option<Service>,
@@ -121,56 +128,33 @@ impl BuildImages {
             .context("unknown host architecture: pass --arch amd64 or --arch arm64")?;
         let in_container = self.build_in_container || !cfg!(target_os = "linux") || Some(arch) != host_arch;
         let services: Vec<Service> = self.only.map_or_else(|| Service::ALL.to_vec(), |s| vec![s]);
-        let bin_dir = step(&format!("build release binaries for linux/{}", arch.name()), || {
-            build_binaries(sh, runner, engine, arch, in_container)
-        })?;
-        let revision = git_revision(sh);
-        // A dry run builds nothing, so it has no creation time to label.
-        let created = if runner.is_dry_run() {
-            "unknown".to_owned()
-        } else {
-            timestamps::rfc3339(timestamps::now_unix())
-        };
-
-        let mut images = Vec::new();
-        for service in &services {
-            let image = step(&format!("image {}", service.image()), || {
-                build_image(sh, runner, engine, *service, &bin_dir, &revision, &created)
-            })?;
-            images.push(image);
-        }
-        if self.push {
-            let registry = self
-                .registry
-                .as_deref()
-                .context("--push needs --registry")?
-                .trim_end_matches('/');
-            for image in &mut images {
-                let target = format!("{registry}/{}:{}", image.name, image.tag);
-                let local = format!("{}:{}", image.name, image.tag);
-                let program = engine.program();
-                step(&format!("push {target}"), || {
-                    runner.run(cmd!(sh, "{program} tag {local} {target}"))?;
-                    runner.run(cmd!(sh, "{program} push {target}"))
-                })?;
-                image.reference = target;
-            }
-        }
-
-        let mut record = match BuildRecord::load() {
-            // Keep the other service's entry from an earlier build when only one was rebuilt.
-            Ok(previous) if previous.engine == engine && previous.arch == arch.name() => previous,
-            _ => BuildRecord {
-                engine,
-                arch: arch.name().to_owned(),
-                images: Vec::new(),
+        let profile = self.profile;
+        let bin_dir = step(
+            &format!("build {} binaries for linux/{}", profile.name(), arch.name()),
+            || build_binaries(sh, runner, engine, arch, profile, in_container),
+        )?;
+        let build = ImageBuild {
+            sh,
+            runner,
+            engine,
+            profile,
+            bin_dir,
+            revision: git_revision(sh),
+            // A dry run builds nothing, so it has no creation time to label.
+            created: if runner.is_dry_run() {
+                "unknown".to_owned()
+            } else {
+                timestamps::rfc3339(timestamps::now_unix())
             },
         };
-        for image in images {
-            record.images.retain(|i| i.service != image.service);
-            record.images.push(image);
+        let mut images = Vec::new();
+        for service in &services {
+            images.push(step(&format!("image {}", service.image()), || build.image(*service))?);
         }
-        record.images.sort_by_key(|i| i.service);
+        if self.push {
+            self.push_images(sh, runner, engine, &mut images)?;
+        }
+        let record = merge_into_last_record(engine, arch, profile, images);
         if !self.dry_run {
             record.save()?;
             eprintln!("{}", summary(&record));
@@ -178,13 +162,79 @@ impl BuildImages {
         }
         Ok(record)
     }
+
+    /// Tags each image for `--registry`, pushes it there, and records the pushed reference.
+    fn push_images(
+        &self,
+        sh: &Shell,
+        runner: Runner,
+        engine: Engine,
+        images: &mut [ImageRecord],
+    ) -> anyhow::Result<()> {
+        let registry = self
+            .registry
+            .as_deref()
+            .context("--push needs --registry")?
+            .trim_end_matches('/');
+        let program = engine.program();
+        for image in images {
+            let target = format!("{registry}/{}:{}", image.name, image.tag);
+            let local = format!("{}:{}", image.name, image.tag);
+            step(&format!("push {target}"), || {
+                runner.run(cmd!(sh, "{program} tag {local} {target}"))?;
+                runner.run(cmd!(sh, "{program} push {target}"))
+            })?;
+            image.reference = target;
+        }
+        Ok(())
+    }
+}
+
+/// The record of this build: the last record's entries for services not rebuilt now are kept
+/// when that record is of the same engine, architecture and profile (`--only` rebuilds one), and
+/// never otherwise, so a record never mixes a dev image with a release one.
+fn merge_into_last_record(engine: Engine, arch: Arch, profile: Profile, images: Vec<ImageRecord>) -> BuildRecord {
+    let fresh = BuildRecord {
+        engine,
+        arch: arch.name().to_owned(),
+        profile,
+        images: Vec::new(),
+    };
+    let previous = BuildRecord::load().ok();
+    merge_records(previous, fresh, images)
+}
+
+/// [`merge_into_last_record`] without the file: `previous` is kept only if it matches `fresh`.
+fn merge_records(previous: Option<BuildRecord>, fresh: BuildRecord, images: Vec<ImageRecord>) -> BuildRecord {
+    let mut record = match previous {
+        Some(previous)
+            if previous.engine == fresh.engine && previous.arch == fresh.arch && previous.profile == fresh.profile =>
+        {
+            previous
+        }
+        _ => fresh,
+    };
+    for image in images {
+        record.images.retain(|i| i.service != image.service);
+        record.images.push(image);
+    }
+    record.images.sort_by_key(|i| i.service);
+    record
 }
 
 /// Builds both release binaries on this machine, statically linked exactly as the images get
 /// them, and returns their folder (used by `bench`, which measures what the images run).
 pub fn host_release_binaries(sh: &Shell) -> anyhow::Result<PathBuf> {
     let arch = Arch::host().context("unknown host architecture")?;
-    build_binaries(sh, Runner::new(false), Engine::Podman, arch, false)
+    build_binaries(sh, Runner::new(false), Engine::Podman, arch, Profile::Release, false)
+}
+
+/// Cargo's flags for a profile: `--release`, or `--profile <name>`.
+fn profile_flags(profile: Profile) -> Vec<&'static str> {
+    match profile {
+        Profile::Release => vec!["--release"],
+        other => vec!["--profile", other.name()],
+    }
 }
 
 fn build_binaries(
@@ -192,6 +242,7 @@ fn build_binaries(
     runner: Runner,
     engine: Engine,
     arch: Arch,
+    profile: Profile,
     in_container: bool,
 ) -> anyhow::Result<PathBuf> {
     let triple = arch.triple();
@@ -202,13 +253,16 @@ fn build_binaries(
         .iter()
         .flat_map(|s| ["--package".to_owned(), s.name().to_owned()])
         .collect();
+    let profile_flags = profile_flags(profile);
+    // Cargo puts each profile's output in a folder of that name.
+    let out = profile.name();
     if !in_container {
         let _flags = sh.push_env(arch.rustflags_var(), STATIC_RUSTFLAGS);
         runner.run(cmd!(
             sh,
-            "cargo build --release --locked --target {triple} {packages...}"
+            "cargo build {profile_flags...} --locked --target {triple} {packages...}"
         ))?;
-        return Ok(crate::target_dir().join(triple).join("release"));
+        return Ok(crate::target_dir().join(triple).join(out));
     }
     // The same cargo command inside the official Rust image; its target dir stays apart from the
     // host's, and a named volume keeps the crate downloads between runs.
@@ -221,95 +275,127 @@ fn build_binaries(
         sh,
         "{program} run --rm --platform {platform} -v {mount} -v todo-cargo-registry:/usr/local/cargo/registry
             -w /src -e CARGO_TARGET_DIR=/src/target/container -e {rustflags}
-            {RUST_IMAGE} cargo build --release --locked --target {triple} {packages...}"
+            {RUST_IMAGE} cargo build {profile_flags...} --locked --target {triple} {packages...}"
     ))?;
-    Ok(crate::container_target_dir().join(triple).join("release"))
+    Ok(crate::container_target_dir().join(triple).join(out))
 }
 
-fn build_image(
-    sh: &Shell,
+/// What every image of one `build-images` run shares.
+struct ImageBuild<'a> {
+    sh: &'a Shell,
     runner: Runner,
     engine: Engine,
-    service: Service,
-    bin_dir: &Path,
-    revision: &str,
-    created: &str,
-) -> anyhow::Result<ImageRecord> {
-    let name = service.name();
-    let root = sh.current_dir();
-    let dockerfile_path = root.join(name).join("Dockerfile");
-    let dockerfile =
-        std::fs::read(&dockerfile_path).with_context(|| format!("reading {}", dockerfile_path.display()))?;
-    let binary_path = bin_dir.join(name);
-    // A dry run builds nothing, so any binary on disk may be stale: show a placeholder tag.
-    let binary = if runner.is_dry_run() {
-        Vec::new()
-    } else {
-        std::fs::read(&binary_path)
-            .with_context(|| format!("the {name} binary is missing at {}", binary_path.display()))?
-    };
-    let tag = if binary.is_empty() {
-        "<content-hash>".to_owned()
-    } else {
-        content_tag(&[
-            ("Dockerfile", &dockerfile),
-            ("passwd", PASSWD.as_bytes()),
-            (name, &binary),
-        ])
-    };
-    let reference = format!("{}:{tag}", service.image());
+    profile: Profile,
+    bin_dir: PathBuf,
+    revision: String,
+    created: String,
+}
 
-    // Stage the context: only what the image is made of.
-    let context = crate::images_dir().join(name);
-    if !runner.is_dry_run() {
-        if context.exists() {
-            std::fs::remove_dir_all(&context).with_context(|| format!("clearing {}", context.display()))?;
+/// What one image is made of, read from disk.
+struct Inputs {
+    dockerfile: Vec<u8>,
+    binary_path: PathBuf,
+    /// The tag: the profile's form of a hash over the files.
+    tag: String,
+}
+
+impl ImageBuild<'_> {
+    /// Builds one service's image unless the engine already holds its tag, and describes it.
+    fn image(&self, service: Service) -> anyhow::Result<ImageRecord> {
+        let inputs = self.inputs(service)?;
+        let reference = format!("{}:{}", service.image(), inputs.tag);
+        let context = crate::images_dir().join(service.name());
+        if !self.runner.is_dry_run() {
+            stage_context(&context, service, &inputs)?;
         }
-        std::fs::create_dir_all(&context)?;
-        std::fs::write(context.join("Dockerfile"), &dockerfile)?;
-        std::fs::write(context.join("passwd"), PASSWD)?;
-        std::fs::copy(&binary_path, context.join(name))
-            .with_context(|| format!("staging {}", binary_path.display()))?;
+        let built = self.runner.is_dry_run() || !self.engine.has_image(self.sh, &reference);
+        if built {
+            self.engine_build(&inputs.tag, &reference, &context)?;
+        } else {
+            eprintln!("    {reference} already exists: nothing to build");
+        }
+        let (id, config_digest, size_bytes) = self.inspect(&reference)?;
+        Ok(ImageRecord {
+            service,
+            name: service.image().to_owned(),
+            tag: inputs.tag,
+            reference,
+            id,
+            config_digest,
+            size_bytes,
+            built,
+            revision: (self.revision != "unknown").then(|| self.revision.clone()),
+        })
     }
 
-    let built = runner.is_dry_run() || !engine.has_image(sh, &reference);
-    if built {
-        let program = engine.program();
+    /// The Dockerfile, the binary's path, and the tag they give.
+    fn inputs(&self, service: Service) -> anyhow::Result<Inputs> {
+        let name = service.name();
+        let dockerfile_path = self.sh.current_dir().join(name).join("Dockerfile");
+        let dockerfile =
+            std::fs::read(&dockerfile_path).with_context(|| format!("reading {}", dockerfile_path.display()))?;
+        let binary_path = self.bin_dir.join(name);
+        // A dry run builds nothing, so any binary on disk may be stale: show a placeholder tag.
+        let hash = if self.runner.is_dry_run() {
+            "<content-hash>".to_owned()
+        } else {
+            let binary = std::fs::read(&binary_path)
+                .with_context(|| format!("the {name} binary is missing at {}", binary_path.display()))?;
+            content_tag(&[
+                ("Dockerfile", &dockerfile),
+                ("passwd", PASSWD.as_bytes()),
+                (name, &binary),
+            ])
+        };
+        Ok(Inputs {
+            dockerfile,
+            binary_path,
+            tag: self.profile.tag(&hash),
+        })
+    }
+
+    /// `<engine> build` of the staged context, with the OCI label values.
+    fn engine_build(&self, tag: &str, reference: &str, context: &Path) -> anyhow::Result<()> {
+        let sh = self.sh;
+        let program = self.engine.program();
         let labels = [
             format!("VERSION={tag}"),
-            format!("REVISION={revision}"),
-            format!("CREATED={created}"),
+            format!("REVISION={}", self.revision),
+            format!("CREATED={}", self.created),
         ];
         let [version, revision, created] = &labels;
-        let no_attestations = attestation_flags(sh, engine);
-        runner.run(cmd!(
+        let no_attestations = attestation_flags(sh, self.engine);
+        self.runner.run(cmd!(
             sh,
             "{program} build {no_attestations...} --tag {reference} --build-arg {version} --build-arg {revision} --build-arg {created} {context}"
-        ))?;
-    } else {
-        eprintln!("    {reference} already exists: nothing to build");
+        ))
     }
-    let (id, config_digest, size_bytes) = if runner.is_dry_run() {
-        ("<image-id>".to_owned(), None, 0)
-    } else {
-        let (id, size) = engine.image_info(sh, &reference)?;
-        let config = match engine {
+
+    /// The image's id, config digest and size, as the engine reports them.
+    fn inspect(&self, reference: &str) -> anyhow::Result<(String, Option<String>, u64)> {
+        if self.runner.is_dry_run() {
+            return Ok(("<image-id>".to_owned(), None, 0));
+        }
+        let (id, size) = self.engine.image_info(self.sh, reference)?;
+        let config = match self.engine {
             Engine::Podman => id.clone(),
-            Engine::Docker => engine.config_digest(sh, &reference, &crate::images_dir())?,
+            Engine::Docker => self.engine.config_digest(self.sh, reference, &crate::images_dir())?,
         };
-        (id, Some(config), size)
-    };
-    Ok(ImageRecord {
-        service,
-        name: service.image().to_owned(),
-        tag,
-        reference,
-        id,
-        config_digest,
-        size_bytes,
-        built,
-        revision: (revision != "unknown").then(|| revision.to_owned()),
-    })
+        Ok((id, Some(config), size))
+    }
+}
+
+/// Stages an image's context: only what the image is made of (its Dockerfile, passwd, binary).
+fn stage_context(context: &Path, service: Service, inputs: &Inputs) -> anyhow::Result<()> {
+    if context.exists() {
+        std::fs::remove_dir_all(context).with_context(|| format!("clearing {}", context.display()))?;
+    }
+    std::fs::create_dir_all(context).with_context(|| format!("creating {}", context.display()))?;
+    std::fs::write(context.join("Dockerfile"), &inputs.dockerfile)?;
+    std::fs::write(context.join("passwd"), PASSWD)?;
+    std::fs::copy(&inputs.binary_path, context.join(service.name()))
+        .with_context(|| format!("staging {}", inputs.binary_path.display()))?;
+    Ok(())
 }
 
 /// `--provenance=false --sbom=false` for Docker's BuildKit: by default it wraps a single-platform
@@ -360,6 +446,72 @@ pub fn summary(record: &BuildRecord) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn image(service: Service, tag: &str) -> ImageRecord {
+        ImageRecord {
+            service,
+            name: service.image().into(),
+            tag: tag.into(),
+            reference: format!("{}:{tag}", service.image()),
+            id: "fdcc2154d45a".into(),
+            config_digest: None,
+            size_bytes: 1,
+            built: true,
+            revision: None,
+        }
+    }
+
+    fn record(profile: Profile, images: Vec<ImageRecord>) -> BuildRecord {
+        BuildRecord {
+            engine: Engine::Podman,
+            arch: "amd64".into(),
+            profile,
+            images,
+        }
+    }
+
+    #[test]
+    fn only_a_record_of_the_same_profile_keeps_the_other_service() {
+        let release = record(
+            Profile::Release,
+            vec![
+                image(Service::Backend, "0123456789ab"),
+                image(Service::Frontend, "ba9876543210"),
+            ],
+        );
+        // `--only frontend` in release: the release backend stays.
+        let merged = merge_records(
+            Some(release.clone()),
+            record(Profile::Release, Vec::new()),
+            vec![image(Service::Frontend, "111111111111")],
+        );
+        let tags: Vec<&str> = merged.images.iter().map(|i| i.tag.as_str()).collect();
+        assert_eq!(tags, ["0123456789ab", "111111111111"]);
+        // `--only frontend --profile dev-image`: the release backend is not carried over.
+        let merged = merge_records(
+            Some(release),
+            record(Profile::DevImage, Vec::new()),
+            vec![image(Service::Frontend, "dev-111111111111")],
+        );
+        assert_eq!(merged.profile, Profile::DevImage);
+        let tags: Vec<&str> = merged.images.iter().map(|i| i.tag.as_str()).collect();
+        assert_eq!(tags, ["dev-111111111111"]);
+        // And the other way round.
+        let dev = record(Profile::DevImage, vec![image(Service::Backend, "dev-0123456789ab")]);
+        let merged = merge_records(
+            Some(dev),
+            record(Profile::Release, Vec::new()),
+            vec![image(Service::Frontend, "111111111111")],
+        );
+        assert_eq!(merged.profile, Profile::Release);
+        assert_eq!(merged.images.len(), 1);
+    }
+
+    #[test]
+    fn profiles_map_to_cargo_flags() {
+        assert_eq!(profile_flags(Profile::Release), ["--release"]);
+        assert_eq!(profile_flags(Profile::DevImage), ["--profile", "dev-image"]);
+    }
 
     #[test]
     fn architectures_map_to_static_linux_targets() {

@@ -54,6 +54,42 @@ impl Service {
     }
 }
 
+/// The cargo profile the images' binaries are built with.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Profile {
+    /// `[profile.release]`: thin LTO, one codegen unit; the images to ship.
+    #[default]
+    Release,
+    /// `[profile.dev-image]`: no LTO, many codegen units, incremental; for the inner loop only.
+    /// Its tags start with `dev-`.
+    DevImage,
+}
+
+impl Profile {
+    /// The profile's name, as cargo and the workspace's Cargo.toml spell it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Release => "release",
+            Self::DevImage => "dev-image",
+        }
+    }
+
+    /// The tag of an image of this profile whose content hashes to `hash`: the hash alone for
+    /// release, `dev-<hash>` otherwise, so that no dev image can pass for a release one.
+    pub fn tag(self, hash: &str) -> String {
+        match self {
+            Self::Release => hash.to_owned(),
+            Self::DevImage => format!("dev-{hash}"),
+        }
+    }
+
+    /// Whether this is the profile of the images to ship.
+    pub fn is_release(self) -> bool {
+        self == Self::Release
+    }
+}
+
 /// One built image.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ImageRecord {
@@ -89,6 +125,10 @@ pub struct BuildRecord {
     pub engine: Engine,
     /// The CPU architecture they are for (`amd64`, `arm64`).
     pub arch: String,
+    /// The cargo profile their binaries were built with (release in records written before the
+    /// profile was kept, which were all release builds).
+    #[serde(default)]
+    pub profile: Profile,
     /// One entry per service.
     pub images: Vec<ImageRecord>,
 }
@@ -188,11 +228,35 @@ mod tests {
     }
 
     #[test]
+    fn dev_image_tags_can_never_be_a_release_tag() {
+        let hash = content_tag(&[("frontend", b"binary")]);
+        assert_eq!(Profile::Release.tag(&hash), hash);
+        let dev = Profile::DevImage.tag(&hash);
+        assert_eq!(dev, format!("dev-{hash}"));
+        // A release tag is exactly 12 hex digits; `d`, `e` are hex but `v` and `-` are not, so
+        // no dev tag has that shape.
+        assert!(!dev.chars().all(|c| c.is_ascii_hexdigit()));
+        assert_eq!(Profile::DevImage.name(), "dev-image");
+        assert!(Profile::Release.is_release() && !Profile::DevImage.is_release());
+    }
+
+    #[test]
+    fn a_record_without_a_profile_is_a_release_build() {
+        // What build-images wrote before the profile was recorded (all release builds).
+        let old = r#"{"engine": "podman", "arch": "amd64", "images": []}"#;
+        let record: BuildRecord = serde_json::from_str(old).unwrap();
+        assert_eq!(record.profile, Profile::Release);
+        let unknown = r#"{"engine": "podman", "arch": "amd64", "profile": "fast", "images": []}"#;
+        assert!(serde_json::from_str::<BuildRecord>(unknown).is_err());
+    }
+
+    #[test]
     fn the_record_round_trips() {
         let dir = tempfile::tempdir().unwrap();
         let record = BuildRecord {
             engine: Engine::Podman,
             arch: "amd64".into(),
+            profile: Profile::DevImage,
             images: vec![ImageRecord {
                 service: Service::Backend,
                 name: "todo-backend".into(),
@@ -207,6 +271,11 @@ mod tests {
         };
         let path = dir.path().join("images.json");
         record.save_to(&path).unwrap();
+        assert!(
+            std::fs::read_to_string(&path)
+                .unwrap()
+                .contains("\"profile\": \"dev-image\"")
+        );
         assert_eq!(BuildRecord::load_from(&path).unwrap(), record);
         // A record written before the config digest was kept still reads, without one.
         let old = std::fs::read_to_string(&path)
@@ -216,6 +285,7 @@ mod tests {
         std::fs::write(&path, old).unwrap();
         let read = BuildRecord::load_from(&path).unwrap();
         assert_eq!(read.images[0].config_digest, None);
+        assert_eq!(read.profile, Profile::DevImage);
         assert_eq!(read.images[0].node_id(), "fdcc2154d45a");
         assert!(
             BuildRecord::load_from(&dir.path().join("nope/images.json"))

@@ -10,7 +10,10 @@ use xshell::Shell;
 use crate::{
     exec::runner::Runner,
     images::{BuildRecord, ImageRecord, Service},
-    k8s::node_images::{self, Loader},
+    k8s::{
+        node_images::{self, Loader},
+        release::Release,
+    },
     tools::engine::Engine,
 };
 
@@ -22,6 +25,35 @@ pub(super) fn image_of(record: &BuildRecord, service: Service) -> anyhow::Result
             service.name()
         )
     })
+}
+
+/// Says so when the images are dev-image builds, and refuses them for a cluster that is not
+/// local unless `allow_dev` (`--allow-dev-images`): they are quick to build, not made to ship.
+pub(super) fn check_profile(
+    record: &BuildRecord,
+    record_path: &Path,
+    release: &Release,
+    allow_dev: bool,
+) -> anyhow::Result<()> {
+    if record.profile.is_release() {
+        return Ok(());
+    }
+    let profile = record.profile.name();
+    if !release.kind.is_local() && !allow_dev {
+        bail!(
+            "the images in {} are {profile} builds (no LTO; for the inner loop, not to ship) and kube context {} \
+             is not a local cluster: deploy release images (`cargo xtask deploy` without --no-build/--images builds \
+             them, or `cargo xtask build-images` and then `deploy --no-build`), or pass --allow-dev-images to \
+             deploy these anyway",
+            record_path.display(),
+            release.context
+        );
+    }
+    eprintln!(
+        "    note: these are {profile} images (tags dev-…, no LTO; for the inner loop, not to ship); \
+         `cargo xtask build-images` builds the release ones"
+    );
+    Ok(())
 }
 
 /// An image only this machine holds (no registry in its name).

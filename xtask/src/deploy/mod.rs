@@ -47,14 +47,14 @@ pub use watch::{CRASH_LOG_LINES, POLL_INTERVAL};
 
 use self::{
     diagnose::Problem,
-    load::{image_of, is_local_reference, load_images},
+    load::{check_profile, image_of, is_local_reference, load_images},
     upgrade::upgrade_command,
     watch::Rollout,
 };
 use crate::{
     build_images::{Arch, BuildImages},
     exec::runner::Runner,
-    images::{BuildRecord, ImageRecord, Service},
+    images::{BuildRecord, ImageRecord, Profile, Service},
     k8s::{
         node_images::Loader,
         objects::{Pod, PodExt},
@@ -92,6 +92,13 @@ pub struct Deploy {
     /// Deploy the images recorded in this file (written by `build-images`) [implies --no-build].
     #[arg(long, value_name = "FILE")]
     pub images: Option<PathBuf>,
+    /// Cargo profile of the images built (not with --no-build/--images): `release`, or
+    /// `dev-image` for the inner loop (quick to rebuild; see `build-images --profile`).
+    #[arg(long, value_enum, default_value_t = Profile::Release)]
+    pub profile: Profile,
+    /// Deploy dev-image builds even to a cluster that is not local; they are refused there otherwise.
+    #[arg(long)]
+    pub allow_dev_images: bool,
     /// Container engine for the build [default: a reachable Docker daemon, else Podman].
     #[arg(long, value_enum)]
     pub engine: Option<Engine>,
@@ -290,6 +297,7 @@ impl Deploy {
                 arch.name()
             );
         }
+        check_profile(&record, &record_path, release, self.allow_dev_images)?;
         let images = [
             image_of(&record, Service::Backend)?,
             image_of(&record, Service::Frontend)?,
@@ -401,6 +409,7 @@ impl Deploy {
             BuildImages {
                 engine: self.engine,
                 arch: Some(arch),
+                profile: self.profile,
                 push: self.push,
                 registry: self.registry.clone(),
                 dry_run: self.dry_run,

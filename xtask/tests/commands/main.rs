@@ -12,6 +12,7 @@ mod deploy_preflight;
 mod doctor;
 mod e2e_cleanup;
 mod image_identity;
+mod image_profiles;
 mod lifecycle;
 mod rollout;
 mod run_watch;
