@@ -1,6 +1,8 @@
 //! One image of a `build-images` run: its inputs read from disk and hashed into its tag, its
 //! build context staged, the engine's build (without attestations on BuildKit), and its record.
 
+use std::cell::OnceCell;
+
 use super::*;
 
 /// What every image of one `build-images` run shares.
@@ -12,6 +14,9 @@ pub(super) struct ImageBuild<'a> {
     pub(super) bin_dir: PathBuf,
     pub(super) revision: String,
     pub(super) created: String,
+    /// The flags that keep attestations out, asked of Docker once per run and only if an image
+    /// is built at all.
+    pub(super) attestation: OnceCell<Vec<&'static str>>,
 }
 
 /// What one image is made of, read from disk.
@@ -87,7 +92,7 @@ impl ImageBuild<'_> {
             format!("CREATED={}", self.created),
         ];
         let [version, revision, created] = &labels;
-        let no_attestations = attestation_flags(sh, self.engine);
+        let no_attestations = self.attestation.get_or_init(|| attestation_flags(sh, self.engine));
         self.runner.run(cmd!(
             sh,
             "{program} build {no_attestations...} --tag {reference} --build-arg {version} --build-arg {revision} --build-arg {created} {context}"

@@ -149,6 +149,7 @@ impl BuildImages {
             } else {
                 timestamps::rfc3339(timestamps::now_unix())
             },
+            attestation: Default::default(),
         };
         let mut images = Vec::new();
         for service in &services {

@@ -9,8 +9,8 @@ use serde_json::Value;
 
 use crate::support::{
     cluster::{
-        BACKEND_IMAGE, FRONTEND_IMAGE, UPGRADED, assert_in_order, assert_never, change, deploy_record,
-        deployed_release_in, fixture, healthy, history_after_upgrade,
+        BACKEND_IMAGE, FRONTEND_IMAGE, assert_in_order, assert_never, change, deploy_record, deployed_release_in,
+        fixture, healthy, rolled_out, upgrade_succeeds,
     },
     standins::{Program, Reply, StandIns},
 };
@@ -185,35 +185,8 @@ fn docker_desktop_release() -> Vec<Program> {
     let context = "docker-desktop";
     let query = |rest: &str| format!("--context {context} --namespace todo --request-timeout=5s {rest}");
     let helm_args = |verb: &str| format!("{verb} --kube-context {context} --namespace todo");
-    let selector = "-l app.kubernetes.io/instance=todo";
     let [kubectl, helm] = deployed_release_in(context);
-    let kubectl = kubectl
-        .on(
-            &query(&format!("get pods {selector} -o json")),
-            Reply::ok(fixture("pods-rolled-out.json")),
-        )
-        .on(&query("get events -o json"), Reply::ok(fixture("events-none.json")))
-        .on(
-            &query(&format!("get services {selector} -o json")),
-            Reply::ok(fixture("services.json")),
-        );
-    let helm = helm
-        .on_each(
-            &format!("{} --max 256 -o json", helm_args("history todo")),
-            vec![
-                Reply::ok(fixture("helm-history-deployed.json")),
-                Reply::ok(history_after_upgrade()),
-            ],
-        )
-        .on(
-            &format!("{} -o json", helm_args("history todo")),
-            Reply::ok(history_after_upgrade()),
-        )
-        .on(
-            &format!("{}*", helm_args("upgrade --install todo helm")),
-            Reply::ok(UPGRADED),
-        );
-    vec![kubectl, helm]
+    vec![rolled_out(kubectl, query), upgrade_succeeds(helm, helm_args)]
 }
 
 /// Docker Desktop's engine after `docker load` of the Podman-built archives: it holds both

@@ -105,6 +105,42 @@ pub const UPGRADED: &str = "Release \"todo\" has been upgraded. Happy Helming!\n
 /// Helm 3's words when SIGTERM stops an `upgrade --install --atomic`.
 pub const CANCELLED: &str = "Release todo has been cancelled.\nError: UPGRADE FAILED: release todo failed, and has been rolled back due to atomic being set: context canceled\n";
 
+/// kubectl's answers, in the context `query` names, about release `todo` rolled out: its pods
+/// ready, no events, its Services.
+pub fn rolled_out(kubectl: Program, query: impl Fn(&str) -> String) -> Program {
+    let selector = "-l app.kubernetes.io/instance=todo";
+    kubectl
+        .on(
+            &query(&format!("get pods {selector} -o json")),
+            Reply::ok(fixture("pods-rolled-out.json")),
+        )
+        .on(&query("get events -o json"), Reply::ok(fixture("events-none.json")))
+        .on(
+            &query(&format!("get services {selector} -o json")),
+            Reply::ok(fixture("services.json")),
+        )
+}
+
+/// Helm's answers, with the flags `helm_args` adds, when release `todo` at revision 2 is upgraded
+/// to revision 3 at once.
+pub fn upgrade_succeeds(helm: Program, helm_args: impl Fn(&str) -> String) -> Program {
+    helm.on_each(
+        &format!("{} --max 256 -o json", helm_args("history todo")),
+        vec![
+            Reply::ok(fixture("helm-history-deployed.json")),
+            Reply::ok(history_after_upgrade()),
+        ],
+    )
+    .on(
+        &format!("{} -o json", helm_args("history todo")),
+        Reply::ok(history_after_upgrade()),
+    )
+    .on(
+        &format!("{}*", helm_args("upgrade --install todo helm")),
+        Reply::ok(UPGRADED),
+    )
+}
+
 /// A running Minikube cluster where release `todo` is at revision 2, the images are on the node,
 /// the namespace and Secret exist, and an upgrade succeeds at once.
 pub fn healthy() -> Vec<Program> {
@@ -124,22 +160,13 @@ pub fn healthy() -> Vec<Program> {
                 Reply::ok(r#"{"Name":"minikube","Host":"Running","Kubelet":"Running","APIServer":"Running","Kubeconfig":"Configured","Worker":false}"#),
             )
             .on("profile list -o json", Reply::ok(r#"{"invalid":[],"valid":[]}"#)),
-        Program::new("kubectl")
+        rolled_out(Program::new("kubectl"), query)
             .on("config current-context --request-timeout=5s", Reply::ok("minikube\n"))
             .on(&query("get nodes -o json"), Reply::ok(fixture("nodes.json")))
             // The server's version for the chart's kubeVersion (Minikube v1.35's default, v1.32.0).
             .on(&query("version -o json"), Reply::ok(fixture("kubectl-version.json")))
             .on(&query("get namespace todo -o json"), Reply::ok(fixture("namespace.json")))
             .on(&query("get secret todo-secrets -o json"), Reply::ok(fixture("secret.json")))
-            .on(
-                &query(&format!("get pods {selector} -o json")),
-                Reply::ok(fixture("pods-rolled-out.json")),
-            )
-            .on(&query("get events -o json"), Reply::ok(fixture("events-none.json")))
-            .on(
-                &query(&format!("get services {selector} -o json")),
-                Reply::ok(fixture("services.json")),
-            )
             .on(
                 &query(&format!("get deployments {selector},app.kubernetes.io/component=backend -o json")),
                 Reply::ok(fixture("deployments.json")),
@@ -162,14 +189,8 @@ pub fn healthy() -> Vec<Program> {
                 &write("logs * --tail=1000 --timestamps"),
                 Reply::ok("2025-03-10T12:00:05.000000000Z INFO backend: listening on 0.0.0.0:8000\n"),
             ),
-        Program::new("helm")
+        upgrade_succeeds(Program::new("helm"), helm_args)
             .on("version --short", Reply::ok("v3.17.2+gcc0bbbd\n"))
-            .on_each(
-                &format!("{} --max 256 -o json", helm_args("history todo")),
-                vec![Reply::ok(fixture("helm-history-deployed.json")), Reply::ok(history_after_upgrade())],
-            )
-            .on(&format!("{} -o json", helm_args("history todo")), Reply::ok(history_after_upgrade()))
-            .on(&format!("{}*", helm_args("upgrade --install todo helm")), Reply::ok(UPGRADED))
             .on(
                 &helm_args("status todo"),
                 Reply::ok("NAME: todo\nLAST DEPLOYED: Mon Mar 10 13:00:00 2025\nNAMESPACE: todo\nSTATUS: pending-upgrade\nREVISION: 3\n"),
