@@ -23,7 +23,7 @@ use xshell::{Shell, cmd};
 use crate::{
     build_images::BuildImages,
     exec::http::{Poll, wait_for_ok},
-    images::{BuildRecord, Service},
+    images::{BuildRecord, Profile, Service},
     k8s::secret,
     manifests::{self, ContainerSpec},
     progress::{human, step},
@@ -46,6 +46,10 @@ pub struct E2e {
     /// Run the images recorded in this file (written by `build-images`) [implies --no-build].
     #[arg(long, value_name = "FILE")]
     pub images: Option<PathBuf>,
+    /// Cargo profile of the images built (not with --no-build/--images): `release`, or
+    /// `dev-image` to try the inner loop's images (see `build-images --profile`).
+    #[arg(long, value_enum, default_value_t = Profile::Release)]
+    pub profile: Profile,
     /// Leave the containers running after a successful run, to look around (the command to
     /// remove them is printed).
     #[arg(long)]
@@ -67,6 +71,7 @@ impl E2e {
             step("build images (reused when unchanged)", || {
                 BuildImages {
                     engine: self.engine,
+                    profile: self.profile,
                     ..BuildImages::default()
                 }
                 .build(sh)
@@ -78,6 +83,17 @@ impl E2e {
         let frontend_image = record
             .image(Service::Frontend)
             .context("no frontend image recorded; run build-images")?;
+        eprintln!(
+            "    images: {} and {} ({} build{})",
+            backend_image.reference,
+            frontend_image.reference,
+            record.profile.name(),
+            if record.profile.is_release() {
+                ""
+            } else {
+                ": the inner loop's, not the images to ship"
+            }
+        );
 
         // Found and probed like deploy's, so a Helm that cannot run here is explained, not spawned blind.
         let helm = Helm::find(sh)?.program;

@@ -88,6 +88,22 @@ impl Profile {
     pub fn is_release(self) -> bool {
         self == Self::Release
     }
+
+    /// The profile an image reference (`todo-backend:dev-<hash>`, `registry/todo-frontend:<hash>`)
+    /// was built with, read from its tag: the tag is the only record a running pod carries.
+    pub fn of_reference(reference: &str) -> Self {
+        // The tag follows the last `:` after the last `/` (a registry may have a port).
+        let name = reference.rsplit('/').next().unwrap_or(reference);
+        let tag = name
+            .split_once('@')
+            .map_or(name, |(name, _)| name)
+            .rsplit_once(':')
+            .map(|(_, tag)| tag);
+        match tag {
+            Some(tag) if tag.starts_with("dev-") => Self::DevImage,
+            _ => Self::Release,
+        }
+    }
 }
 
 /// One built image.
@@ -238,6 +254,24 @@ mod tests {
         assert!(!dev.chars().all(|c| c.is_ascii_hexdigit()));
         assert_eq!(Profile::DevImage.name(), "dev-image");
         assert!(Profile::Release.is_release() && !Profile::DevImage.is_release());
+    }
+
+    #[test]
+    fn a_running_image_names_its_profile_by_its_tag() {
+        for (reference, profile) in [
+            ("todo-backend:dev-0123456789ab", Profile::DevImage),
+            (
+                "registry.local:5000/team/todo-frontend:dev-0123456789ab",
+                Profile::DevImage,
+            ),
+            ("todo-backend:0123456789ab", Profile::Release),
+            // A registry host or path that says "dev-" is not a tag.
+            ("dev-registry:5000/todo-backend:0123456789ab", Profile::Release),
+            ("registry/dev-team/todo-backend:0123456789ab", Profile::Release),
+            ("todo-backend", Profile::Release),
+        ] {
+            assert_eq!(Profile::of_reference(reference), profile, "{reference}");
+        }
     }
 
     #[test]

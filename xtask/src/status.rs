@@ -10,7 +10,7 @@ use xshell::Shell;
 use crate::k8s::objects::{self, Event, Pod, PodExt};
 use crate::{
     deploy::diagnose::{self, Problem},
-    images::BuildRecord,
+    images::{BuildRecord, Profile},
     k8s::{
         node_images::Loader,
         release::{Access, AppUrl, ReleaseArgs},
@@ -74,6 +74,8 @@ pub struct PodRow {
     pub state: String,
     /// The images it runs.
     pub images: Vec<String>,
+    /// The cargo profile its images were built with (`dev-image` when any tag says `dev-`).
+    pub profile: Profile,
 }
 
 impl Status {
@@ -131,6 +133,7 @@ impl Status {
                     ready: pod.ready_count(),
                     restarts: pod.restarts(),
                     state: pod.state(),
+                    profile: pod_profile(&pod.images()),
                     images: pod.images(),
                 })
                 .collect(),
@@ -142,6 +145,18 @@ impl Status {
             print!("{}", render(&report));
         }
         Ok(())
+    }
+}
+
+/// A pod's build profile: dev-image when any of its images is one.
+fn pod_profile(images: &[String]) -> Profile {
+    if images
+        .iter()
+        .any(|image| Profile::of_reference(image) == Profile::DevImage)
+    {
+        Profile::DevImage
+    } else {
+        Profile::Release
     }
 }
 
@@ -179,6 +194,17 @@ pub fn render(report: &Report) -> String {
                 pod.images.join(", ")
             ));
         }
+    }
+    let dev: Vec<&str> = (report.pods.iter())
+        .filter(|pod| pod.profile == Profile::DevImage)
+        .map(|pod| pod.name.as_str())
+        .collect();
+    if !dev.is_empty() {
+        out.push_str(&format!(
+            "\nnote: {} run{} dev-image builds (the inner loop's: no LTO, tags dev-…; not to ship)\n",
+            dev.join(", "),
+            if dev.len() == 1 { "s" } else { "" }
+        ));
     }
     if !report.problems.is_empty() {
         out.push_str("\nproblems:\n");

@@ -74,6 +74,11 @@ fn a_failed_run_removes_what_it_started() {
     let output = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "{stderr}");
+    // A record written without a profile is a release build, and e2e says which build it runs.
+    assert!(
+        stderr.contains("images: todo-e2e-missing:000000000000 and todo-e2e-missing:000000000000 (release build)"),
+        "{stderr}"
+    );
     assert!(stderr.contains("step `start the backend` failed"), "{stderr}");
     assert!(stderr.contains("remove containers, network and volume: ok"), "{stderr}");
     assert_eq!(leftovers(engine, &prefix), Vec::<String>::new());

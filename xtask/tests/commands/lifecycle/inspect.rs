@@ -44,6 +44,35 @@ fn status_shows_revision_versions_pods_url_and_problems() {
 }
 
 #[test]
+fn status_says_which_pods_run_dev_image_builds() {
+    // The frontend rolled to an inner-loop build (`cargo xtask dev`); the backend is a release build.
+    let dev_frontend = FRONTEND_IMAGE.replace(':', ":dev-");
+    let pods = fixture("pods-crashloop.json").replace(FRONTEND_IMAGE, &dev_frontend);
+    let programs = change(healthy(), "kubectl", |kubectl| {
+        kubectl.on(
+            &query("get pods -l app.kubernetes.io/instance=todo -o json"),
+            Reply::ok(pods.clone()),
+        )
+    });
+    let run = xtask(&StandIns::new(), &programs, &["status"]);
+    assert_eq!(run.code, 0, "stderr:\n{}", run.stderr);
+    assert!(
+        run.stdout.contains(
+            "note: todo-frontend-5b8c7d6e4-k4m9p, todo-frontend-5b8c7d6e4-r7t2w run dev-image builds (the inner \
+             loop's: no LTO, tags dev-…; not to ship)\n"
+        ),
+        "{}",
+        run.stdout
+    );
+    let run = xtask(&StandIns::new(), &programs, &["status", "--json"]);
+    let status: Value = serde_json::from_str(&run.stdout).unwrap();
+    let profiles: Vec<&str> = (status["pods"].as_array().unwrap().iter())
+        .map(|pod| pod["profile"].as_str().unwrap())
+        .collect();
+    assert_eq!(profiles, ["release", "dev-image", "dev-image"]);
+}
+
+#[test]
 fn status_of_a_release_that_is_not_installed_says_how_to_install_it() {
     let standins = StandIns::new();
     let programs = change(healthy(), "helm", |helm| {
