@@ -34,6 +34,12 @@ impl Forwards {
     /// Forwards a free local port to each of the release's frontend and backend Services and waits
     /// until kubectl listens on both.
     pub fn open(sh: &Shell, release: &Release) -> anyhow::Result<Forwards> {
+        Self::open_on(sh, release, None)
+    }
+
+    /// Like [`Forwards::open`], on the given local ports (backend, frontend) when there are some:
+    /// `dev` opens its forwards again on the same ports after each rollout, so its URL stays.
+    pub fn open_on(sh: &Shell, release: &Release, on: Option<(u16, u16)>) -> anyhow::Result<Forwards> {
         let services = release.services(sh)?;
         let service = |component: &str| {
             services.iter().find(|s| s.component == component).with_context(|| {
@@ -46,8 +52,12 @@ impl Forwards {
         let targets = [service("backend")?, service("frontend")?];
         let mut running = Vec::new();
         let mut ports = Vec::new();
-        for target in targets {
-            let local = free_port()?;
+        for (index, target) in targets.into_iter().enumerate() {
+            let local = match (on, index) {
+                (Some((backend, _)), 0) => backend,
+                (Some((_, frontend)), _) => frontend,
+                (None, _) => free_port()?,
+            };
             let mapping = format!("{local}:{}", target.port);
             let service = format!("service/{}", target.name);
             let cmd = release.kubectl(sh, STREAM_TIMEOUT).args([
@@ -66,6 +76,27 @@ impl Forwards {
             running,
             backend: format!("http://127.0.0.1:{}", ports[0]),
             frontend: format!("http://127.0.0.1:{}", ports[1]),
+        })
+    }
+
+    /// The local ports (backend, frontend).
+    pub fn ports(&self) -> (u16, u16) {
+        let port = |url: &str| url.rsplit(':').next().and_then(|p| p.parse().ok()).unwrap_or(0);
+        (port(&self.backend), port(&self.frontend))
+    }
+
+    /// The first forward that has stopped (its pod went away, or kubectl lost the connection),
+    /// with what kubectl said; `None` while both run.
+    pub fn stopped(&mut self) -> Option<String> {
+        self.running.iter_mut().find_map(|forward| {
+            let status = forward.try_finished().ok()??;
+            let (_, stderr) = forward.output();
+            let why = stderr
+                .lines()
+                .map(str::trim)
+                .rfind(|line| !line.is_empty())
+                .map_or_else(|| format!("it exited ({status})"), str::to_owned);
+            Some(format!("`{}` stopped: {why}", forward.command()))
         })
     }
 
