@@ -162,14 +162,16 @@ impl Dev {
     fn finish(&self, sh: &Shell, release: &Release) -> anyhow::Result<()> {
         if self.cleanup || self.purge {
             eprintln!("==> --cleanup: uninstalling release {}", release.name);
-            return Uninstall {
+            let done = Uninstall {
                 purge: self.purge,
                 yes: true,
                 target: self.deploy.target.clone(),
                 timeout: self.deploy.timeout,
                 dry_run: false,
             }
-            .run(sh);
+            .uninstall(sh)?;
+            eprintln!("    {done}");
+            return Ok(());
         }
         eprintln!(
             "==> stopped watching. Release {name} is still running in namespace {namespace} (kube context \

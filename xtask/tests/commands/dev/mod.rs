@@ -79,6 +79,8 @@ fn an_edit_to_the_frontend_rebuilds_and_redeploys_only_the_frontend_and_ctrl_c_l
     for stage in ["saved", "compiled", "image", "loaded", "rolled_out", "serving"] {
         assert!(cycle["stages_ms"][stage].is_u64(), "{stage} in {cycle}");
     }
+    // The figures of docs/deployment/inner-loop.md's small-project row (shown with --nocapture).
+    eprintln!("dev cycle: {cycle}");
     // Only the frontend's image was loaded, and the upgrade sets it with the backend's as it was.
     let loads = loads(&standins);
     assert_eq!(loads.len(), 3, "{loads:#?}");
@@ -253,6 +255,12 @@ fn cleanup_uninstalls_the_release_on_ctrl_c() {
     let session = Session::start(&standins, &project, &programs, &["--cleanup", "--no-logs"]);
     let (code, stderr) = session.interrupt();
     assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stderr.contains(
+            "    release todo uninstalled from namespace todo; kept the data (PersistentVolumeClaim todo-backend)"
+        ),
+        "{stderr}"
+    );
     assert_eq!(
         calls(&standins, "helm uninstall"),
         [format!("helm {} --wait --timeout 180s", helm_args("uninstall todo"))]

@@ -229,8 +229,8 @@ impl Session {
         let named = tags.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                let value: Value =
-                    serde_json::from_str(&line).unwrap_or_else(|_| panic!("not a JSON line on stdout: {line}"));
+                // A line that is not JSON is passed on as a string, for the scenario to fail on.
+                let value: Value = serde_json::from_str(&line).unwrap_or(Value::String(line));
                 for (service, tag) in value["tags"].as_object().into_iter().flatten() {
                     named
                         .lock()
@@ -263,11 +263,14 @@ impl Session {
         session
     }
 
-    /// The next JSON line on stdout.
+    /// The next line on stdout, which must be a JSON object.
     pub fn next_line(&self) -> Value {
-        self.lines
+        let line = self
+            .lines
             .recv_timeout(WAIT)
-            .unwrap_or_else(|_| panic!("no JSON line from `dev`; its stderr:\n{}", self.stderr()))
+            .unwrap_or_else(|_| panic!("no JSON line from `dev`; its stderr:\n{}", self.stderr()));
+        assert!(line.is_object(), "not a JSON object on stdout: {line}");
+        line
     }
 
     /// Asserts no JSON line comes within `wait`.
@@ -297,9 +300,16 @@ impl Session {
     pub fn interrupt(mut self) -> (i32, String) {
         kill(Pid::from_raw(self.child.id() as i32), Signal::SIGINT).unwrap();
         let status = self.child.wait().unwrap();
-        // The readers end with the pipes.
+        // The readers end with the pipes; stdout stays JSON lines to the end.
         while self.log.recv_timeout(Duration::from_secs(5)).is_ok() {}
-        (status.code().unwrap_or(-1), self.stderr())
+        let stderr = self.stderr();
+        while let Ok(line) = self.lines.recv_timeout(Duration::from_secs(5)) {
+            assert!(
+                line.is_object(),
+                "not a JSON object on stdout: {line}\nstderr:\n{stderr}"
+            );
+        }
+        (status.code().unwrap_or(-1), stderr)
     }
 }
 
