@@ -88,16 +88,9 @@ impl Forwards {
     /// The first forward that has stopped (its pod went away, or kubectl lost the connection),
     /// with what kubectl said; `None` while both run.
     pub fn stopped(&mut self) -> Option<String> {
-        self.running.iter_mut().find_map(|forward| {
-            let status = forward.try_finished().ok()??;
-            let (_, stderr) = forward.output();
-            let why = stderr
-                .lines()
-                .map(str::trim)
-                .rfind(|line| !line.is_empty())
-                .map_or_else(|| format!("it exited ({status})"), str::to_owned);
-            Some(format!("`{}` stopped: {why}", forward.command()))
-        })
+        self.running
+            .iter_mut()
+            .find_map(|forward| why_stopped(forward).ok().flatten())
     }
 
     /// Stops the forwards (dropping does the same).
@@ -112,20 +105,28 @@ fn free_port() -> anyhow::Result<u16> {
     Ok(listener.local_addr()?.port())
 }
 
+/// Why a forward stopped (kubectl's first words on stderr); `None` while it runs.
+fn why_stopped(forward: &mut Background) -> anyhow::Result<Option<String>> {
+    let Some(status) = forward.try_finished()? else {
+        return Ok(None);
+    };
+    let (_, stderr) = forward.output();
+    let why = stderr
+        .lines()
+        .map(str::trim)
+        .find(|line| !line.is_empty())
+        .map_or_else(|| format!("it exited ({status})"), str::to_owned);
+    Ok(Some(format!("`{}` stopped: {why}", forward.command())))
+}
+
 /// Waits until something accepts connections on every port; fails at once when a kubectl exits.
 fn wait_listening(running: &mut [Background], ports: &[u16], timeout: Duration) -> anyhow::Result<()> {
     let deadline = Instant::now() + timeout;
     let mut pending: Vec<usize> = (0..ports.len()).collect();
     while !pending.is_empty() {
         for forward in running.iter_mut() {
-            if let Some(status) = forward.try_finished()? {
-                let (_, stderr) = forward.output();
-                let why = stderr
-                    .lines()
-                    .map(str::trim)
-                    .find(|line| !line.is_empty())
-                    .map_or_else(|| format!("it exited ({status})"), str::to_owned);
-                bail!("`{}` stopped: {why}", forward.command());
+            if let Some(why) = why_stopped(forward)? {
+                bail!("{why}");
             }
         }
         pending.retain(|&index| {

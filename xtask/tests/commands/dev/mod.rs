@@ -38,6 +38,14 @@ fn loads(standins: &StandIns) -> Vec<String> {
     calls(standins, "minikube image load ")
 }
 
+/// Asserts the next cycle deployed a new frontend image, with the `upgrades`th `helm upgrade`.
+fn assert_frontend_redeployed(session: &Session, standins: &StandIns, upgrades_by_now: usize) {
+    let cycle = session.next_line();
+    assert_eq!(cycle["outcome"], "deployed", "{cycle}");
+    assert_eq!(cycle["loaded"], json!(["frontend"]));
+    assert_eq!(upgrades(standins).len(), upgrades_by_now);
+}
+
 /// The tag of `service` in a `ready` or cycle line.
 fn tag(line: &Value, service: &str) -> String {
     line["tags"][service].as_str().unwrap().to_owned()
@@ -194,10 +202,7 @@ fn a_compile_error_leaves_the_cluster_untouched_and_the_next_good_save_recovers(
         "const GREETING: &str",
     );
     project.edit(FRONTEND, "hello from frontend", "hello, fixed, from frontend");
-    let cycle = session.next_line();
-    assert_eq!(cycle["outcome"], "deployed", "{cycle}");
-    assert_eq!(cycle["loaded"], json!(["frontend"]));
-    assert_eq!(upgrades(&standins).len(), 2);
+    assert_frontend_redeployed(&session, &standins, 2);
 }
 
 #[test]
@@ -233,10 +238,7 @@ fn a_failed_rollout_is_rolled_back_and_the_loop_goes_on() {
     );
     // The loop goes on: the next save is deployed.
     project.edit(FRONTEND, "that will not roll out", "that rolls out");
-    let cycle = session.next_line();
-    assert_eq!(cycle["outcome"], "deployed", "{cycle}");
-    assert_eq!(cycle["loaded"], json!(["frontend"]));
-    assert_eq!(upgrades(&standins).len(), 3);
+    assert_frontend_redeployed(&session, &standins, 3);
 }
 
 #[test]

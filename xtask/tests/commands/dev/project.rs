@@ -29,6 +29,7 @@ use nix::{
 use serde_json::Value;
 
 use crate::support::{
+    app::read_lines,
     cluster::{change, healthy, without},
     standins::{Program, Reply, StandIns},
 };
@@ -240,15 +241,7 @@ impl Session {
                 let _ = tx.send(value);
             }
         });
-        let (tx, log) = mpsc::channel();
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let (stderr, kept) = (child.stderr.take().unwrap(), seen.clone());
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                kept.lock().unwrap().push(line.clone());
-                let _ = tx.send(line);
-            }
-        });
+        let (log, seen) = read_lines(child.stderr.take().unwrap());
         let mut session = Session {
             child,
             lines,
