@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use self::project::{Project, Session, cluster};
+use self::project::{Project, Session, cluster, forward, forward_pattern};
 use crate::support::{
     cluster::{UPGRADED, assert_never, change, fixture, helm_args, xtask},
     standins::{Reply, StandIns},
@@ -239,6 +239,45 @@ fn a_failed_rollout_is_rolled_back_and_the_loop_goes_on() {
     // The loop goes on: the next save is deployed.
     project.edit(FRONTEND, "that will not roll out", "that rolls out");
     assert_frontend_redeployed(&session, &standins, 3);
+}
+
+#[test]
+fn a_port_forward_that_stops_is_opened_again_on_the_same_port() {
+    let (standins, project) = (StandIns::new(), Project::new());
+    let programs = change(cluster(&standins, &project), "kubectl", |kubectl| {
+        kubectl.on_each(
+            &forward_pattern("frontend"),
+            vec![
+                forward(&standins, &project, "frontend", Some(5)),
+                forward(&standins, &project, "frontend", None),
+            ],
+        )
+    });
+    let session = Session::start(&standins, &project, &programs, &["--no-logs"]);
+    let url = session.ready["url"].as_str().unwrap().to_owned();
+    session.wait_for_log("the port-forward stopped (`kubectl --context minikube --namespace todo --request-timeout=0 port-forward service/todo-frontend");
+    assert!(
+        session
+            .stderr()
+            .contains("stopped: error: lost connection to pod): opening it again on the same port"),
+        "{}",
+        session.stderr()
+    );
+    // The URL printed at the start answers again, through a new forward on the same port.
+    let frontend_forwards = || {
+        calls(
+            &standins,
+            "kubectl --context minikube --namespace todo --request-timeout=0 port-forward service/todo-frontend",
+        )
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while frontend_forwards().len() < 2 || ureq::get(format!("{url}health")).call().is_err() {
+        assert!(std::time::Instant::now() < deadline, "{url} does not answer again");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let forwards = frontend_forwards();
+    assert_eq!(forwards.len(), 2, "{forwards:#?}");
+    assert_eq!(forwards[0], forwards[1], "the same local port");
 }
 
 #[test]

@@ -172,33 +172,48 @@ pub fn cluster(standins: &StandIns, project: &Project) -> Vec<Program> {
                 )),
             )
     });
-    let log = standins.log();
-    let serve = |service: &str| {
-        let binary = project.target().join("images").join(service).join(service);
-        Reply::ok("").running(format!(
-            "port=\"${{8%%:*}}\"; tag=\n\
-             while IFS= read -r logged; do case \"$logged\" in 'helm upgrade'*) rest=\"${{logged#*backend.image.tag=}}\"; tag=\"${{rest%% *}}\" ;; esac; done < {log}\n\
-             APP_BUILD=\"$tag\" LISTEN_ADDR=\"127.0.0.1:$port\" exec {binary}",
-            log = log.display(),
-            binary = binary.display(),
-        ))
-    };
+    let serve = |service: &str| forward(standins, project, service, None);
     change(programs, "kubectl", |kubectl| {
         kubectl
-            .on(
-                "--context minikube --namespace todo --request-timeout=0 port-forward service/todo-backend *:8000 --address 127.0.0.1",
-                serve("backend"),
-            )
-            .on(
-                "--context minikube --namespace todo --request-timeout=0 port-forward service/todo-frontend *:3000 --address 127.0.0.1",
-                serve("frontend"),
-            )
+            .on(&forward_pattern("backend"), serve("backend"))
+            .on(&forward_pattern("frontend"), serve("frontend"))
             .on(
                 "--context minikube --namespace todo --request-timeout=0 logs -l app.kubernetes.io/instance=todo --all-containers --prefix --follow --max-log-requests=20 *",
                 Reply::ok("[pod/todo-frontend-7d9f8c6b5-k2x9p/frontend] frontend: listening on 0.0.0.0:3000\n")
                     .until_signalled(),
             )
     })
+}
+
+/// The pattern of kubectl's port-forward to `service`'s Service.
+pub fn forward_pattern(service: &str) -> String {
+    let port = if service == "backend" { 8000 } else { 3000 };
+    format!(
+        "--context minikube --namespace todo --request-timeout=0 port-forward service/todo-{service} *:{port} --address 127.0.0.1"
+    )
+}
+
+/// kubectl's port-forward to `service`: the binary of its last image, on the local port asked
+/// for, reporting the backend's tag of the last `helm upgrade` as its build; with `lost_after`,
+/// the connection is lost after that many seconds, as when the pod it forwards to goes away.
+pub fn forward(standins: &StandIns, project: &Project, service: &str, lost_after: Option<u32>) -> Reply {
+    let binary = project.target().join("images").join(service).join(service);
+    let environment = format!(
+        "port=\"${{8%%:*}}\"; tag=\n\
+         while IFS= read -r logged; do case \"$logged\" in 'helm upgrade'*) rest=\"${{logged#*backend.image.tag=}}\"; tag=\"${{rest%% *}}\" ;; esac; done < {log}\n\
+         export APP_BUILD=\"$tag\" LISTEN_ADDR=\"127.0.0.1:$port\"",
+        log = standins.log().display(),
+    );
+    let serve = match lost_after {
+        // The pod's own log is not kubectl's to print.
+        None => format!("exec {} 2>/dev/null", binary.display()),
+        Some(seconds) => format!(
+            "{} 2>/dev/null & server=$!\ntrap 'kill $server; exit 143' TERM\n/bin/sleep {seconds}\nkill $server\n\
+             printf 'error: lost connection to pod\\n' >&2\nexit 1",
+            binary.display()
+        ),
+    };
+    Reply::ok("").running(format!("{environment}\n{serve}"))
 }
 
 /// `cargo xtask dev --json` on the project, running, with its output read as it comes.
