@@ -106,6 +106,14 @@ fn an_edit_to_the_frontend_rebuilds_and_redeploys_only_the_frontend_and_ctrl_c_l
         upgrades[1]
     );
     session.wait_for_log(&format!("==> {FRONTEND}: saved "));
+    // Only the frontend's image was built again (the first deploy built both).
+    let images_built = |image: &str| session.stderr().matches(&format!("==> image {image}\n")).count();
+    assert_eq!(
+        (images_built("todo-backend"), images_built("todo-frontend")),
+        (1, 2),
+        "{}",
+        session.stderr()
+    );
     // The URL is the same after the frontend's pods were replaced, and answers.
     let health = ureq::get(format!("{url}health")).call().unwrap();
     assert_eq!(health.status(), 200);
