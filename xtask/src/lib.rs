@@ -6,6 +6,7 @@
 pub mod bench;
 pub mod build_images;
 pub mod deploy;
+pub mod dev;
 pub mod doctor;
 pub mod e2e;
 pub mod exec;

@@ -35,6 +35,9 @@ enum Command {
     Deploy(xtask::deploy::Deploy),
     /// The whole loop: start Minikube if needed, build the images, deploy, smoke-test.
     Up(xtask::up::Up),
+    /// The inner loop on the local cluster: `up`, then on each save rebuild, redeploy and check
+    /// only what changed, with a stable URL and the pods' logs, until Ctrl-C.
+    Dev(xtask::dev::Dev),
     /// The release's revision, versions, pods (readiness, restarts, image), URL and problems.
     Status(xtask::status::Status),
     /// The release's logs (one component's with `backend`/`frontend`), secrets scrubbed.
@@ -80,6 +83,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Smoke(cmd) => cmd.run(&sh),
         Command::Deploy(cmd) => cmd.run(&sh),
         Command::Up(cmd) => cmd.run(&sh),
+        Command::Dev(cmd) => cmd.run(&sh),
         Command::Status(cmd) => cmd.run(&sh),
         Command::Logs(cmd) => cmd.run(&sh),
         Command::Rollback(cmd) => cmd.run(&sh),

@@ -62,8 +62,15 @@ pub struct StoredClaim {
 }
 
 impl Uninstall {
-    /// Uninstalls (and purges).
+    /// Uninstalls (and purges), and says what was removed and kept.
     pub fn run(self, sh: &Shell) -> anyhow::Result<()> {
+        println!("{}", self.uninstall(sh)?);
+        Ok(())
+    }
+
+    /// Uninstalls (and purges); returns what was removed and kept, for the caller to print
+    /// (`dev --cleanup` prints it on stderr, its stdout being JSON lines).
+    pub fn uninstall(&self, sh: &Shell) -> anyhow::Result<String> {
         let runner = Runner::new(self.dry_run);
         let release = self.target.resolve(sh, Access::Change)?;
         let helm = Helm::find(sh)?;
@@ -83,7 +90,7 @@ impl Uninstall {
         release: &Release,
         helm: &Helm,
         data: &Data,
-    ) -> anyhow::Result<()> {
+    ) -> anyhow::Result<String> {
         let (name, installed, stored, claims) = (release.name.as_str(), data.installed, &data.stored, &data.claims);
         let doomed: Vec<&str> = stored.iter().filter(|c| !c.kept).map(|c| c.name.as_str()).collect();
         if !doomed.is_empty() {
@@ -96,11 +103,10 @@ impl Uninstall {
             );
         }
         if !installed {
-            println!(
+            return Ok(format!(
                 "release {name} is not installed in namespace {}: nothing to uninstall",
                 release.namespace
-            );
-            return Ok(());
+            ));
         }
         step(&format!("helm uninstall {name}"), || {
             helm_uninstall(sh, runner, release, helm, self.timeout)
@@ -110,16 +116,15 @@ impl Uninstall {
         } else {
             format!("the data (PersistentVolumeClaim {}) and ", claims.join(", "))
         };
-        println!(
+        Ok(format!(
             "release {name} uninstalled from namespace {}; kept {kept}Secret {SECRET_NAME}. \
              `cargo xtask deploy` picks them up again; `cargo xtask uninstall --purge` deletes them",
             release.namespace
-        );
-        Ok(())
+        ))
     }
 
     /// Asks first (unless `--yes`), then removes the release, its data and the Secret.
-    fn purge(&self, sh: &Shell, runner: Runner, release: &Release, helm: &Helm, data: &Data) -> anyhow::Result<()> {
+    fn purge(&self, sh: &Shell, runner: Runner, release: &Release, helm: &Helm, data: &Data) -> anyhow::Result<String> {
         let (name, installed, claims) = (release.name.as_str(), data.installed, &data.claims);
         let what = if claims.is_empty() {
             format!("Secret {SECRET_NAME}")
@@ -154,15 +159,14 @@ impl Uninstall {
                 "--ignore-not-found",
             ]))
         })?;
-        println!(
+        Ok(format!(
             "release {name} purged: deleted {}{what}; namespace {} is kept (delete it with `kubectl --context {} \
              delete namespace {}`)",
             if installed { "the release, " } else { "" },
             release.namespace,
             release.context,
             release.namespace
-        );
-        Ok(())
+        ))
     }
 }
 

@@ -39,8 +39,8 @@ impl Up {
     }
 }
 
-/// Starts (or unpauses) the Minikube cluster the deploy will use, when that is Minikube.
-fn ensure_minikube(sh: &Shell, runner: Runner, kube_context: Option<&str>) -> anyhow::Result<()> {
+/// Starts (or unpauses) the Minikube cluster the deploy will use, when that is Minikube (`up` and `dev`).
+pub fn ensure_minikube(sh: &Shell, runner: Runner, kube_context: Option<&str>) -> anyhow::Result<()> {
     let context = match kube_context {
         Some(context) => Some(context.to_owned()),
         None if tools::find(tools::KUBECTL).is_some() => context::current_context(sh).ok().flatten(),

@@ -93,7 +93,8 @@ impl ImageBuild<'_> {
         ];
         let [version, revision, created] = &labels;
         let no_attestations = self.attestation.get_or_init(|| attestation_flags(sh, self.engine));
-        self.runner.run(cmd!(
+        // Its progress on stderr: stdout stays for the commands' JSON (`dev --json` prints a line per cycle).
+        self.runner.run_on_stderr(cmd!(
             sh,
             "{program} build {no_attestations...} --tag {reference} --build-arg {version} --build-arg {revision} --build-arg {created} {context}"
         ))

@@ -63,6 +63,17 @@ pub struct BuildImages {
     pub json: bool,
 }
 
+/// The binaries of one build, for its images ([`BuildImages::compile`]).
+#[derive(Debug, Clone)]
+pub struct Binaries {
+    /// The engine the images will be built with.
+    pub engine: Engine,
+    /// The architecture they are built for.
+    pub arch: Arch,
+    /// The folder holding both binaries.
+    pub dir: PathBuf,
+}
+
 /// A CPU architecture, as container platforms name it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Arch {
@@ -122,6 +133,13 @@ impl BuildImages {
 
     /// Does the work and returns the record (also saved under target/images/ unless dry-run).
     pub fn build(&self, sh: &Shell) -> anyhow::Result<BuildRecord> {
+        let binaries = self.compile(sh)?;
+        self.images_from(sh, &binaries)
+    }
+
+    /// The first half of [`BuildImages::build`]: the binaries, built by cargo (whose errors it
+    /// shows as they come). `dev` times it apart from the images, and stops here on a compile error.
+    pub fn compile(&self, sh: &Shell) -> anyhow::Result<Binaries> {
         let runner = Runner::new(self.dry_run);
         let engine = Engine::detect(sh, self.engine)?;
         let host_arch = Arch::host();
@@ -130,18 +148,27 @@ impl BuildImages {
             .or(host_arch)
             .context("unknown host architecture: pass --arch amd64 or --arch arm64")?;
         let in_container = self.build_in_container || !cfg!(target_os = "linux") || Some(arch) != host_arch;
-        let services: Vec<Service> = self.only.map_or_else(|| Service::ALL.to_vec(), |s| vec![s]);
         let profile = self.profile;
-        let bin_dir = step(
+        let dir = step(
             &format!("build {} binaries for linux/{}", profile.name(), arch.name()),
             || build_binaries(sh, runner, engine, arch, profile, in_container),
         )?;
+        Ok(Binaries { engine, arch, dir })
+    }
+
+    /// The second half of [`BuildImages::build`]: the images of `binaries` (each only if the
+    /// engine lacks its tag), pushed if asked, and the record.
+    pub fn images_from(&self, sh: &Shell, binaries: &Binaries) -> anyhow::Result<BuildRecord> {
+        let runner = Runner::new(self.dry_run);
+        let Binaries { engine, arch, .. } = *binaries;
+        let services: Vec<Service> = self.only.map_or_else(|| Service::ALL.to_vec(), |s| vec![s]);
+        let profile = self.profile;
         let build = ImageBuild {
             sh,
             runner,
             engine,
             profile,
-            bin_dir,
+            bin_dir: binaries.dir.clone(),
             revision: git_revision(sh),
             // A dry run builds nothing, so it has no creation time to label.
             created: if runner.is_dry_run() {

@@ -29,6 +29,8 @@ mod cancel;
 pub mod diagnose;
 mod load;
 mod preflight;
+mod redeploy;
+mod render;
 mod upgrade;
 mod watch;
 
@@ -43,6 +45,9 @@ use serde::Serialize;
 use xshell::Shell;
 
 pub use bundle::Evidence;
+pub use cancel::Interrupted;
+pub use redeploy::Redeploy;
+pub use render::render;
 pub use watch::{CRASH_LOG_LINES, POLL_INTERVAL};
 
 use self::{
@@ -186,6 +191,18 @@ struct Reached {
 impl Deploy {
     /// Deploys, prints the outcome, and fails with a one-line cause.
     pub fn run(self, sh: &Shell) -> anyhow::Result<()> {
+        let (outcome, result) = self.deploy(sh);
+        if self.json {
+            println!("{}", serde_json::to_string_pretty(&outcome)?);
+        } else if outcome.ok && !self.dry_run {
+            print!("{}", render(&outcome));
+        }
+        result
+    }
+
+    /// Deploys and returns what happened, printing only the progress (on stderr); a failure is
+    /// the one-line cause, with a diagnostics bundle when the cluster was reached.
+    pub fn deploy(&self, sh: &Shell) -> (Outcome, anyhow::Result<()>) {
         let mut outcome = Outcome::default();
         let mut redactor = Redactor::default();
         let mut reached = None;
@@ -217,12 +234,7 @@ impl Deploy {
         };
         outcome.ok = result.is_ok();
         outcome.error = result.as_ref().err().map(ToString::to_string);
-        if self.json {
-            println!("{}", serde_json::to_string_pretty(&outcome)?);
-        } else if outcome.ok && !self.dry_run {
-            print!("{}", render(&outcome));
-        }
-        result
+        (outcome, result)
     }
 
     fn execute(
@@ -443,34 +455,6 @@ fn check_sets(sets: &[String]) -> anyhow::Result<()> {
         }
     }
     Ok(())
-}
-
-/// The result for people.
-fn render(outcome: &Outcome) -> String {
-    let mut out = format!(
-        "deployed release {} revision {} to {} (namespace {})\n",
-        outcome.release.as_deref().unwrap_or("?"),
-        outcome.revision.map_or_else(|| "?".to_owned(), |r| r.to_string()),
-        outcome.context.as_deref().unwrap_or("?"),
-        outcome.namespace.as_deref().unwrap_or("?"),
-    );
-    for image in &outcome.images {
-        let ready = image
-            .ready
-            .as_deref()
-            .map(|r| format!("  {r} pods ready"))
-            .unwrap_or_default();
-        out.push_str(&format!("  {:<9} {}{ready}\n", image.service.name(), image.reference));
-    }
-    match (&outcome.url, &outcome.url_hint) {
-        (Some(url), _) => out.push_str(&format!("  open      {url}\n")),
-        (None, Some(hint)) => out.push_str(&format!("  open      {hint}\n")),
-        (None, None) => {}
-    }
-    if let Some(report) = &outcome.smoke {
-        out.push_str(&format!("  smoke     all {} steps passed\n", report.steps.len()));
-    }
-    out
 }
 
 #[cfg(test)]

@@ -10,17 +10,19 @@
 
 use std::sync::{
     Once,
-    atomic::{AtomicBool, AtomicUsize, Ordering},
+    atomic::{AtomicUsize, Ordering},
 };
 
 static SIGNALS: AtomicUsize = AtomicUsize::new(0);
-static GUARDED: AtomicBool = AtomicBool::new(false);
+/// How many [`Guarded`] are alive: `dev` guards its whole session, and each deploy it runs guards
+/// its Helm run inside it.
+static GUARDED: AtomicUsize = AtomicUsize::new(0);
 static INSTALL: Once = Once::new();
 
 /// Exit code of a process ended by Ctrl-C (128 + SIGINT), as shells report it.
 pub const INTERRUPTED_EXIT_CODE: i32 = 130;
 
-/// While alive, Ctrl-C is counted instead of ending the process.
+/// While alive (any of them, when nested), Ctrl-C is counted instead of ending the process.
 #[derive(Debug)]
 pub struct Guarded(());
 
@@ -30,7 +32,7 @@ impl Guarded {
         INSTALL.call_once(|| {
             let installed = ctrlc::set_handler(|| {
                 SIGNALS.fetch_add(1, Ordering::SeqCst);
-                if !GUARDED.load(Ordering::SeqCst) {
+                if GUARDED.load(Ordering::SeqCst) == 0 {
                     std::process::exit(INTERRUPTED_EXIT_CODE);
                 }
             });
@@ -38,7 +40,7 @@ impl Guarded {
                 eprintln!("    (cannot handle Ctrl-C: {err}; an interruption may leave the release pending)");
             }
         });
-        GUARDED.store(true, Ordering::SeqCst);
+        GUARDED.fetch_add(1, Ordering::SeqCst);
         Guarded(())
     }
 
@@ -50,6 +52,6 @@ impl Guarded {
 
 impl Drop for Guarded {
     fn drop(&mut self) {
-        GUARDED.store(false, Ordering::SeqCst);
+        GUARDED.fetch_sub(1, Ordering::SeqCst);
     }
 }

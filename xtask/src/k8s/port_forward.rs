@@ -34,6 +34,12 @@ impl Forwards {
     /// Forwards a free local port to each of the release's frontend and backend Services and waits
     /// until kubectl listens on both.
     pub fn open(sh: &Shell, release: &Release) -> anyhow::Result<Forwards> {
+        Self::open_on(sh, release, None)
+    }
+
+    /// Like [`Forwards::open`], on the given local ports (backend, frontend) when there are some:
+    /// `dev` opens its forwards again on the same ports after each rollout, so its URL stays.
+    pub fn open_on(sh: &Shell, release: &Release, on: Option<(u16, u16)>) -> anyhow::Result<Forwards> {
         let services = release.services(sh)?;
         let service = |component: &str| {
             services.iter().find(|s| s.component == component).with_context(|| {
@@ -46,8 +52,12 @@ impl Forwards {
         let targets = [service("backend")?, service("frontend")?];
         let mut running = Vec::new();
         let mut ports = Vec::new();
-        for target in targets {
-            let local = free_port()?;
+        for (index, target) in targets.into_iter().enumerate() {
+            let local = match (on, index) {
+                (Some((backend, _)), 0) => backend,
+                (Some((_, frontend)), _) => frontend,
+                (None, _) => free_port()?,
+            };
             let mapping = format!("{local}:{}", target.port);
             let service = format!("service/{}", target.name);
             let cmd = release.kubectl(sh, STREAM_TIMEOUT).args([
@@ -69,6 +79,20 @@ impl Forwards {
         })
     }
 
+    /// The local ports (backend, frontend).
+    pub fn ports(&self) -> (u16, u16) {
+        let port = |url: &str| url.rsplit(':').next().and_then(|p| p.parse().ok()).unwrap_or(0);
+        (port(&self.backend), port(&self.frontend))
+    }
+
+    /// The first forward that has stopped (its pod went away, or kubectl lost the connection),
+    /// with what kubectl said; `None` while both run.
+    pub fn stopped(&mut self) -> Option<String> {
+        self.running
+            .iter_mut()
+            .find_map(|forward| why_stopped(forward).ok().flatten())
+    }
+
     /// Stops the forwards (dropping does the same).
     pub fn close(mut self) {
         self.running.iter_mut().for_each(Background::stop);
@@ -81,20 +105,28 @@ fn free_port() -> anyhow::Result<u16> {
     Ok(listener.local_addr()?.port())
 }
 
+/// Why a forward stopped (kubectl's first words on stderr); `None` while it runs.
+fn why_stopped(forward: &mut Background) -> anyhow::Result<Option<String>> {
+    let Some(status) = forward.try_finished()? else {
+        return Ok(None);
+    };
+    let (_, stderr) = forward.output();
+    let why = stderr
+        .lines()
+        .map(str::trim)
+        .find(|line| !line.is_empty())
+        .map_or_else(|| format!("it exited ({status})"), str::to_owned);
+    Ok(Some(format!("`{}` stopped: {why}", forward.command())))
+}
+
 /// Waits until something accepts connections on every port; fails at once when a kubectl exits.
 fn wait_listening(running: &mut [Background], ports: &[u16], timeout: Duration) -> anyhow::Result<()> {
     let deadline = Instant::now() + timeout;
     let mut pending: Vec<usize> = (0..ports.len()).collect();
     while !pending.is_empty() {
         for forward in running.iter_mut() {
-            if let Some(status) = forward.try_finished()? {
-                let (_, stderr) = forward.output();
-                let why = stderr
-                    .lines()
-                    .map(str::trim)
-                    .find(|line| !line.is_empty())
-                    .map_or_else(|| format!("it exited ({status})"), str::to_owned);
-                bail!("`{}` stopped: {why}", forward.command());
+            if let Some(why) = why_stopped(forward)? {
+                bail!("{why}");
             }
         }
         pending.retain(|&index| {

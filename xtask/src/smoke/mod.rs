@@ -14,7 +14,7 @@ pub mod scenario;
 
 pub use client::StepError;
 pub use report::{Report, StepReport};
-pub use scenario::{SESSION_COOKIE, Target, run_checks};
+pub use scenario::{SESSION_COOKIE, Target, run_checks, run_serving_checks};
 
 use std::{path::PathBuf, time::Duration};
 

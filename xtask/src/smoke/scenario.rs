@@ -30,6 +30,16 @@ pub struct Target {
 
 /// Runs every check against the target and reports each step.
 pub fn run_checks(target: &Target) -> Report {
+    run_with(target, checks)
+}
+
+/// Only health, readiness and the backend's build (no user session): what `dev` checks after
+/// each rollout, to prove the new build is the one serving.
+pub fn run_serving_checks(target: &Target) -> Report {
+    run_with(target, health)
+}
+
+fn run_with(target: &Target, checks: fn(&Target, &mut Run, &mut Browser) -> Result<(), ()>) -> Report {
     let started = Instant::now();
     let mut run = Run { steps: Vec::new() };
     let mut user = Browser::new(&target.frontend, target.timeout);
@@ -53,28 +63,18 @@ impl Run {
         let started = Instant::now();
         let result = work();
         let duration_ms = started.elapsed().as_millis();
-        match result {
-            Ok((value, detail)) => {
-                self.steps.push(StepReport {
-                    name: name.to_owned(),
-                    ok: true,
-                    duration_ms,
-                    detail,
-                    error: None,
-                });
-                Ok(value)
-            }
-            Err(error) => {
-                self.steps.push(StepReport {
-                    name: name.to_owned(),
-                    ok: false,
-                    duration_ms,
-                    detail: None,
-                    error: Some(error),
-                });
-                Err(())
-            }
-        }
+        let (value, detail, error) = match result {
+            Ok((value, detail)) => (Some(value), detail, None),
+            Err(error) => (None, None, Some(error)),
+        };
+        self.steps.push(StepReport {
+            name: name.to_owned(),
+            ok: error.is_none(),
+            duration_ms,
+            detail,
+            error,
+        });
+        value.ok_or(())
     }
 }
 

@@ -9,6 +9,7 @@ mod cluster_nodes;
 mod deploy;
 mod deploy_interrupted;
 mod deploy_preflight;
+mod dev;
 mod doctor;
 mod e2e_cleanup;
 mod image_identity;

@@ -18,7 +18,7 @@ use nix::{
 };
 use serde_json::{Value, json};
 
-use crate::support::app::run_on_free_ports;
+use crate::support::app::{read_lines, run_on_free_ports};
 
 /// How long a cycle (or a log line) may take before the test gives up.
 const WAIT: Duration = Duration::from_secs(60);
@@ -57,15 +57,7 @@ impl Watching {
                 let _ = tx.send(serde_json::from_str(&line).unwrap_or(Value::String(line)));
             }
         });
-        let (tx, log) = mpsc::channel();
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let (stderr, kept) = (child.stderr.take().unwrap(), seen.clone());
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                kept.lock().unwrap().push(line.clone());
-                let _ = tx.send(line);
-            }
-        });
+        let (log, seen) = read_lines(child.stderr.take().unwrap());
         let mut watching = Self {
             child,
             root,

@@ -1,6 +1,11 @@
 //! The app's own binaries, as the tests that start them with `cargo xtask run` need them.
 
-use std::{path::Path, process::Command};
+use std::{
+    io::{BufRead, BufReader, Read},
+    path::Path,
+    process::Command,
+    sync::{Arc, Mutex, mpsc},
+};
 
 /// Brings the services' debug binaries up to date the way the workspace's test run builds them,
 /// so that `run --no-build` starts current code: after `cargo test --workspace` (as in `cargo
@@ -31,4 +36,19 @@ pub fn run_on_free_ports(data: &Path, extra: &[&str]) -> Command {
         .arg(data)
         .args(extra);
     command
+}
+
+/// Reads a command's stderr as it comes, line by line, on a thread of its own: each line is sent
+/// to the receiver (to wait for one) and kept in the list (to show them all when a test fails).
+pub fn read_lines(stderr: impl Read + Send + 'static) -> (mpsc::Receiver<String>, Arc<Mutex<Vec<String>>>) {
+    let (tx, lines) = mpsc::channel();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let kept = seen.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            kept.lock().unwrap().push(line.clone());
+            let _ = tx.send(line);
+        }
+    });
+    (lines, seen)
 }

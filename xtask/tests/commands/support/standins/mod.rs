@@ -62,6 +62,8 @@ pub struct Reply {
     /// Answer only once the invocation log holds this many lines matching this pattern (at most
     /// [`SIGNAL_WAIT_SECONDS`], then exit [`NEVER_SIGNALLED`]).
     pub after_calls: Option<(String, u32)>,
+    /// Shell lines run before the reply is printed (see [`Reply::running`]).
+    pub runs: Option<String>,
 }
 
 /// What a stand-in that rolls back on a signal logs (`<program> finished rolling back`) once it
@@ -139,6 +141,17 @@ impl Reply {
     pub fn after_calls(self, line: impl Into<String>, times: u32) -> Reply {
         Reply {
             after_calls: Some((line.into(), times)),
+            ..self
+        }
+    }
+
+    /// The same reply, after running `lines` (shell code; the call's arguments are `$1`, `$2`, ...):
+    /// for the few stand-ins whose answer is made by a real program the test names by absolute
+    /// path, such as a cluster node's image store kept by the real Podman in a folder of the
+    /// test's own. `exec` in `lines` makes the program the answer (it then runs until signalled).
+    pub fn running(self, lines: impl Into<String>) -> Reply {
+        Reply {
+            runs: Some(lines.into()),
             ..self
         }
     }
@@ -269,7 +282,8 @@ impl StandIns {
         command
     }
 
-    fn log(&self) -> PathBuf {
+    /// The invocation log's path (a stand-in's [`Reply::running`] lines may read it).
+    pub fn log(&self) -> PathBuf {
         self.dir.path().join("invocations.log")
     }
 }

@@ -113,6 +113,11 @@ fn answer(program: &str, reply: &Reply, dir: &Path, (pattern, index): (usize, us
         ));
         return lines;
     }
+    if let Some(runs) = &reply.runs {
+        for line in runs.lines() {
+            lines.push_str(&format!("{indent}{line}\n"));
+        }
+    }
     lines.push_str(&print_output(reply, indent));
     lines.push_str(&format!("{indent}exit {}\n", reply.code));
     lines
