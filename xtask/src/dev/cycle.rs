@@ -126,11 +126,7 @@ impl Report {
         let ms =
             |value: Option<u128>| value.map_or_else(|| "-".to_owned(), |ms| human(Duration::from_millis(ms as u64)));
         let stages = &self.stages_ms;
-        let changed = match self.changed.as_slice() {
-            [] => String::new(),
-            [one] => one.clone(),
-            [first, rest @ ..] => format!("{first} and {} more", rest.len()),
-        };
+        let changed = crate::watch::describe(&self.changed);
         format!(
             "==> {changed}: saved {} -> compiled {} -> image {} -> loaded {} -> rolled out {} -> serving {} (total {}): {}",
             ms(Some(stages.saved)),

@@ -31,7 +31,7 @@ use crate::{
     exec::{interrupt::Guarded, runner::Runner},
     images::{BuildRecord, Profile},
     k8s::release::{Access, Release},
-    progress::step,
+    progress::{human, step},
     uninstall::Uninstall,
     up,
     watch::{QUIET, SourceWatcher},
@@ -224,7 +224,16 @@ impl Session<'_> {
                         println!("{}", serde_json::to_string(&report)?);
                     }
                 }
-                None => self.reach.keep_up(self.sh),
+                None => {
+                    if let Some(unchanged) = watcher.take_unchanged() {
+                        eprintln!(
+                            "==> {} saved with the content it had: nothing to build or deploy (seen in {})",
+                            crate::watch::describe(&unchanged.paths),
+                            human(unchanged.took)
+                        );
+                    }
+                    self.reach.keep_up(self.sh)
+                }
             }
         }
         Ok(())

@@ -18,7 +18,7 @@ use xshell::{Shell, cmd};
 use crate::{
     exec::service::{Restart, Services},
     progress::human,
-    watch::{Change, QUIET, SourceWatcher},
+    watch::{Change, QUIET, SourceWatcher, describe},
 };
 
 /// How each service is started again: its name and environment (with the port it got first).
@@ -61,7 +61,7 @@ impl Reload<'_> {
     /// One change: build, restart what it affects, print the line of stage times.
     fn cycle(&self, change: &Change, services: &mut Services, stop: &AtomicBool) -> anyhow::Result<()> {
         let names = change.affected.services();
-        let changed = describe_paths(change);
+        let changed = describe(&change.paths);
         if names.is_empty() {
             eprintln!(
                 "==> {changed} changed: the chart only, which `run` does not use (`cargo xtask deploy` applies it)"
@@ -138,19 +138,6 @@ impl Reload<'_> {
     }
 }
 
-/// "frontend/src/lib.rs", or "backend/src/a.rs and 3 more".
-fn describe_paths(change: &Change) -> String {
-    let first = change
-        .paths
-        .first()
-        .map(|p| p.display().to_string())
-        .unwrap_or_default();
-    match change.paths.len() {
-        0 | 1 => first,
-        n => format!("{first} and {} more", n - 1),
-    }
-}
-
 /// `==> restarted the backend: saved 250ms -> compiled 4.1s -> restarted 180ms -> ready 20ms (total 4.6s)`:
 /// the debounce, the build (`not built` under `--no-build`), the restarts until each new process
 /// listened, until each answered /ready, and the whole cycle from the first save.
@@ -224,7 +211,7 @@ mod tests {
             ),
             "{line}"
         );
-        assert_eq!(describe_paths(&change), "frontend/src/lib.rs and 1 more");
+        assert_eq!(describe(&change.paths), "frontend/src/lib.rs and 1 more");
         let line = stage_line(&["frontend"], &change, None, &[restart]);
         assert!(line.contains("saved 250ms -> not built -> restarted 180ms"), "{line}");
     }

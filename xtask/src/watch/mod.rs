@@ -45,6 +45,15 @@ pub struct Change {
     pub settled: Instant,
 }
 
+/// "frontend/src/lib.rs", or "backend/src/a.rs and 3 more": the files of a burst in one phrase.
+pub fn describe<P: AsRef<Path>>(paths: &[P]) -> String {
+    match paths {
+        [] => String::new(),
+        [one] => one.as_ref().display().to_string(),
+        [first, rest @ ..] => format!("{} and {} more", first.as_ref().display(), rest.len()),
+    }
+}
+
 /// The content of a file when last seen; `None` when it did not exist (or was not a file).
 type Fingerprint = Option<[u8; 32]>;
 
@@ -56,6 +65,17 @@ pub struct SourceWatcher {
     _watcher: notify::RecommendedWatcher,
     seen: HashMap<PathBuf, Fingerprint>,
     quiet: Duration,
+    /// The last burst of saves that left every file as it was, until taken.
+    unchanged: Option<Unchanged>,
+}
+
+/// A burst of saves that changed no file's content: nothing to build.
+#[derive(Debug, Clone)]
+pub struct Unchanged {
+    /// The files saved, relative to the project root, sorted.
+    pub paths: Vec<PathBuf>,
+    /// From the first save until the content was found unchanged (the quiet period included).
+    pub took: Duration,
 }
 
 impl SourceWatcher {
@@ -88,6 +108,7 @@ impl SourceWatcher {
             _watcher: watcher,
             seen,
             quiet,
+            unchanged: None,
         })
     }
 
@@ -98,8 +119,13 @@ impl SourceWatcher {
             return Ok(None);
         };
         let settled = Instant::now();
+        let saved_paths: Vec<PathBuf> = paths.iter().cloned().collect();
         let changed: Vec<PathBuf> = paths.into_iter().filter(|path| self.content_changed(path)).collect();
         if changed.is_empty() {
+            self.unchanged = Some(Unchanged {
+                paths: saved_paths,
+                took: saved.elapsed(),
+            });
             return Ok(None);
         }
         let mut affected = Affected::default();
@@ -114,6 +140,12 @@ impl SourceWatcher {
             saved,
             settled,
         }))
+    }
+
+    /// The last burst of saves that changed nothing, once: what a `None` from
+    /// [`SourceWatcher::next_change`] passed over, for the loop to say so.
+    pub fn take_unchanged(&mut self) -> Option<Unchanged> {
+        self.unchanged.take()
     }
 
     /// The source paths touched by the next burst of notifications, and when it began.

@@ -68,6 +68,9 @@ fn an_edit_to_the_frontend_rebuilds_and_redeploys_only_the_frontend_and_ctrl_c_l
 
     // A save that leaves the content as it was is no change at all.
     project.write(FRONTEND, &project.read(FRONTEND));
+    session.wait_for_log(&format!(
+        "==> {FRONTEND} saved with the content it had: nothing to build or deploy"
+    ));
     session.assert_quiet(Duration::from_secs(2));
 
     project.edit(FRONTEND, "hello from frontend", "hello again from frontend");
