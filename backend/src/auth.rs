@@ -20,8 +20,8 @@ use tokio::sync::Semaphore;
 
 use crate::{
     db::Db,
-    error::{ApiError, account_gone},
-    sessions::{self, SessionStatus, VerifiedToken},
+    error::ApiError,
+    sessions::{self, VerifiedToken},
 };
 
 /// At most this many argon2 computations run at once. Each takes 19 MiB and a core for tens of
@@ -143,6 +143,37 @@ fn unix_seconds() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
+/// A request made with a valid, unexpired `Authorization: Bearer <token>`, whose session is not
+/// checked yet: only for routes whose query checks it in the same round trip (see
+/// [`crate::tasks::Owner::Token`]); every other route takes [`AuthUser`]. Rejects with 401.
+#[derive(Debug, Clone)]
+pub struct SignedToken(pub VerifiedToken);
+
+impl<S> FromRequestParts<S> for SignedToken
+where
+    S: Send + Sync,
+    Tokens: FromRef<S>,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let header = parts
+            .headers
+            .get(axum::http::header::AUTHORIZATION)
+            .ok_or_else(|| ApiError::Unauthorized("missing `Authorization: Bearer <token>` header".to_owned()))?;
+        let token = header
+            .to_str()
+            .ok()
+            .and_then(|value| value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer ")))
+            .map(str::trim)
+            .ok_or_else(|| ApiError::Unauthorized("the Authorization header must be `Bearer <token>`".to_owned()))?;
+        let token = Tokens::from_ref(state)
+            .verify(token)
+            .ok_or_else(|| ApiError::Unauthorized("the token is invalid or has expired; log in again".to_owned()))?;
+        Ok(Self(token))
+    }
+}
+
 /// A request made with a valid `Authorization: Bearer <token>` whose account still exists and
 /// which was not logged out; rejects with 401 otherwise.
 #[derive(Debug, Clone)]
@@ -164,29 +195,12 @@ where
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let header = parts
-            .headers
-            .get(axum::http::header::AUTHORIZATION)
-            .ok_or_else(|| ApiError::Unauthorized("missing `Authorization: Bearer <token>` header".to_owned()))?;
-        let token = header
-            .to_str()
-            .ok()
-            .and_then(|value| value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer ")))
-            .map(str::trim)
-            .ok_or_else(|| ApiError::Unauthorized("the Authorization header must be `Bearer <token>`".to_owned()))?;
-        let token = Tokens::from_ref(state)
-            .verify(token)
-            .ok_or_else(|| ApiError::Unauthorized("the token is invalid or has expired; log in again".to_owned()))?;
-        match sessions::status(&Db::from_ref(state), token.user_id, &token.token_id).await? {
-            SessionStatus::Live => Ok(Self {
-                id: token.user_id,
-                token,
-            }),
-            SessionStatus::AccountGone => Err(account_gone()),
-            SessionStatus::LoggedOut => Err(ApiError::Unauthorized(
-                "this token was logged out; log in again".to_owned(),
-            )),
-        }
+        let SignedToken(token) = SignedToken::from_request_parts(parts, state).await?;
+        sessions::require_live(&Db::from_ref(state), &token).await?;
+        Ok(Self {
+            id: token.user_id,
+            token,
+        })
     }
 }
 

@@ -5,7 +5,7 @@
 
 use crate::{
     db::{Db, now_millis},
-    error::ApiResult,
+    error::{ApiError, ApiResult, account_gone},
 };
 
 /// What the database says about a token.
@@ -19,6 +19,22 @@ pub enum SessionStatus {
     LoggedOut,
 }
 
+impl SessionStatus {
+    /// `Ok` for a live session; the 401 that tells the client to log in again otherwise.
+    pub fn require_live(self) -> ApiResult<()> {
+        match self {
+            Self::Live => Ok(()),
+            Self::AccountGone => Err(account_gone()),
+            Self::LoggedOut => Err(logged_out()),
+        }
+    }
+}
+
+/// The 401 of a token that was logged out.
+pub fn logged_out() -> ApiError {
+    ApiError::Unauthorized("this token was logged out; log in again".to_owned())
+}
+
 /// What a valid token proves.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VerifiedToken {
@@ -28,6 +44,22 @@ pub struct VerifiedToken {
     pub token_id: String,
     /// When it expires, seconds since the epoch.
     pub expires_at: u64,
+}
+
+/// `Ok` when the token's session is live (one query); its 401 otherwise.
+pub async fn require_live(db: &Db, token: &VerifiedToken) -> ApiResult<()> {
+    status(db, token.user_id, &token.token_id).await?.require_live()
+}
+
+/// The error a request made with `token` gets for `error`: the token's own 401 when its session
+/// is over (a logged-out client learns that first, as when the session is checked before anything
+/// else), `error` otherwise. For routes whose query checks the session itself, on the paths that
+/// end before that query runs.
+pub async fn refuse(db: &Db, token: &VerifiedToken, error: ApiError) -> ApiError {
+    match require_live(db, token).await {
+        Ok(()) => error,
+        Err(session_error) => session_error,
+    }
 }
 
 /// One query: does the user exist, and is this token revoked?

@@ -353,7 +353,7 @@ impl<'a> Toolbox<'a> {
             due_date: args.due_date,
             tags: args.tags,
         };
-        let task = tasks::create(self.db, self.user_id, new).await?;
+        let task = tasks::create(self.db, tasks::Owner::User(self.user_id), new).await?;
         Ok(json!({ "task": task }))
     }
 
@@ -372,7 +372,7 @@ impl<'a> Toolbox<'a> {
             limit: Some(LIST_LIMIT),
             offset: None,
         };
-        let page = tasks::list(self.db, self.user_id, query).await?;
+        let page = tasks::list(self.db, tasks::Owner::User(self.user_id), query).await?;
         Ok(json!({"tasks": page.items, "total": page.total}))
     }
 
@@ -414,7 +414,7 @@ impl<'a> Toolbox<'a> {
             ..ListQuery::default()
         };
         let lower = needle.to_lowercase();
-        let mut containing: Vec<Task> = tasks::list(self.db, self.user_id, query)
+        let mut containing: Vec<Task> = tasks::list(self.db, tasks::Owner::User(self.user_id), query)
             .await?
             .items
             .into_iter()

@@ -39,6 +39,11 @@ fn migrator() -> Migrator {
             ),
             // 4, not 2: databases already at 3 (SQLite's user_version) would skip a 2.
             migration(4, "chat", include_str!("../../migrations/postgres/0004_chat.sql")),
+            migration(
+                5,
+                "inline tags",
+                include_str!("../../migrations/postgres/0005_inline_tags.sql"),
+            ),
         ]),
         ..Migrator::DEFAULT
     }

@@ -25,7 +25,7 @@ use std::{
 };
 
 use anyhow::{Context, bail};
-use rusqlite::{Connection, OpenFlags, OptionalExtension};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, config::DbConfig};
 
 use crate::{
     config::redact_url,
@@ -48,6 +48,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     ),
     // 4, not 2: databases already at 3 would skip a 2 (user_version only grows).
     (4, include_str!("../../migrations/sqlite/0004_chat.sql")),
+    (5, include_str!("../../migrations/sqlite/0005_inline_tags.sql")),
 ];
 
 /// Where the database lives, from `DATABASE_URL`.
@@ -236,6 +237,10 @@ impl Sqlite {
             Target::File { path, .. } => Connection::open_with_flags(path, self.target.flags(writer))?,
         };
         conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+        // Plans that do not depend on bound values. Without this, binding a value that the plan
+        // looked at (a list page's LIMIT, for one) expires the cached statement, and SQLite
+        // parses and plans it again on the next step: measured, every list request did.
+        conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         if writer {
             let wants_wal = matches!(self.target, Target::File { mode, .. } if mode != Mode::ReadOnly);
@@ -522,6 +527,30 @@ mod tests {
         let err = Target::parse("sqlite://todo.db?cache=shared").unwrap_err().to_string();
         assert!(err.contains("cache=shared") && err.contains("mode=ro"), "{err}");
         assert!(Target::parse("sqlite://").is_err());
+    }
+
+    #[test]
+    fn the_tags_column_is_filled_from_task_tags_in_position_order() {
+        let conn = Connection::open_in_memory().unwrap();
+        for (_, sql) in MIGRATIONS.iter().filter(|(number, _)| *number < 5) {
+            conn.execute_batch(sql).unwrap();
+        }
+        conn.pragma_update(None, "user_version", 4).unwrap();
+        // Inserted out of order, and unlike the (task_id, tag) key's order.
+        conn.execute_batch(
+            "INSERT INTO users (id, email, password_hash, created_at) VALUES (1, 'a@example.com', 'x', 0);
+             INSERT INTO tasks (id, user_id, title, created_at, updated_at) VALUES (1, 1, 'tagged', 0, 0), (2, 1, 'bare', 0, 0);
+             INSERT INTO task_tags (task_id, position, tag) VALUES (1, 1, 'zeta'), (1, 0, 'alpha'), (1, 2, 'mid');",
+        )
+        .unwrap();
+        migrate(&conn).unwrap();
+        let mut select = conn.prepare("SELECT tags FROM tasks ORDER BY id").unwrap();
+        let tags: Vec<String> = select
+            .query_map([], |row| row.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(tags, ["alpha,zeta,mid", ""]);
     }
 
     fn writer_db() -> (tempfile::TempDir, Arc<Sqlite>) {

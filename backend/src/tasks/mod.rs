@@ -9,6 +9,7 @@ use utoipa::{IntoParams, ToSchema};
 use crate::{
     db::{Db, now_millis, rfc3339},
     error::{ApiError, ApiResult},
+    sessions::{self, VerifiedToken},
 };
 
 /// Longest title, in characters (after trimming).
@@ -318,6 +319,8 @@ fn check_tag(raw: &str) -> ApiResult<String> {
 pub(crate) enum Bind {
     Int(i64),
     Text(String),
+    /// A task's tags, in order: comma-joined text on SQLite, an array on PostgreSQL.
+    Tags(Vec<String>),
 }
 
 /// How an engine numbers placeholders: SQLite `?1`, PostgreSQL `$1`.
@@ -351,21 +354,28 @@ impl Sql {
     }
 
     fn bind(&mut self, value: Bind) -> &mut Self {
+        let placeholder = self.param(value);
+        self.text.push_str(&placeholder);
+        self
+    }
+
+    /// Binds `value` to a new placeholder and returns it, for text pushed later.
+    fn param(&mut self, value: Bind) -> String {
         self.binds.push(value);
         let sigil = match self.placeholders {
             Placeholders::Sqlite => '?',
             Placeholders::Postgres => '$',
         };
-        self.text.push(sigil);
-        self.text.push_str(&self.binds.len().to_string());
-        self
+        format!("{sigil}{}", self.binds.len())
     }
 }
 
-/// The columns of a [`TaskRow`] before its tags, as a literal so queries stay `&'static str`.
+/// The columns of a [`TaskRow`], as a literal so queries stay `&'static str`. The tags are the
+/// task's own column (kept in step with `task_tags`, which only the tag filter reads): a list page
+/// reads them with its rows, where a subquery per row cost more than the rest of the page.
 macro_rules! task_columns {
     () => {
-        "id, title, description, priority, due_date, completed_at, created_at, updated_at"
+        "id, title, description, priority, due_date, completed_at, created_at, updated_at, tags"
     };
 }
 pub(crate) use task_columns;
@@ -409,19 +419,83 @@ pub(crate) struct ValidTask {
     pub(crate) now: i64,
 }
 
-/// Validates and stores a new task for this user.
-pub async fn create(db: &Db, user_id: i64, new: NewTask) -> ApiResult<Task> {
-    let new = ValidTask {
+/// Whose tasks a query reads or writes, and whether the session behind the request is still to
+/// be checked.
+#[derive(Debug, Clone, Copy)]
+pub enum Owner<'a> {
+    /// A user whose session is checked already: the request's [`crate::auth::AuthUser`], or the
+    /// chat assistant acting for one.
+    User(i64),
+    /// The holder of a signed token ([`crate::auth::SignedToken`]) whose session is checked by the
+    /// query itself where the engine allows, saving a round trip, and otherwise just before it.
+    /// Either way an ended session gets its 401, also in place of any other 4xx.
+    Token(&'a VerifiedToken),
+}
+
+impl Owner<'_> {
+    fn user_id(self) -> i64 {
+        match self {
+            Self::User(id) => id,
+            Self::Token(token) => token.user_id,
+        }
+    }
+
+    /// Checks the session now, where it is still to be checked.
+    async fn require_live(self, db: &Db) -> ApiResult<()> {
+        match self {
+            Self::User(_) => Ok(()),
+            Self::Token(token) => sessions::require_live(db, token).await,
+        }
+    }
+
+    /// The error to answer with instead of `error`: an ended session's 401 comes first.
+    async fn refuse(self, db: &Db, error: ApiError) -> ApiError {
+        match self {
+            Self::User(_) => error,
+            Self::Token(token) => sessions::refuse(db, token, error).await,
+        }
+    }
+}
+
+fn valid_task(new: NewTask) -> ApiResult<ValidTask> {
+    Ok(ValidTask {
         title: check_title(&new.title)?,
         description: check_description(new.description)?,
         due_date: check_due_date(new.due_date)?,
         tags: check_tags(new.tags.unwrap_or_default())?,
         priority: new.priority.unwrap_or_default(),
         now: now_millis(),
+    })
+}
+
+/// Validates and stores a new task for this user.
+pub async fn create(db: &Db, owner: Owner<'_>, new: NewTask) -> ApiResult<Task> {
+    let new = match valid_task(new) {
+        Ok(new) => new,
+        Err(err) => return Err(owner.refuse(db, err).await),
     };
     match db {
-        Db::Sqlite(db) => sqlite::create(db, user_id, new).await,
-        Db::Postgres(db) => postgres::create(db, user_id, new).await,
+        // A write waits for the writer thread, which should spend its time on writes: the session
+        // is checked on the read pool first, as for any request.
+        Db::Sqlite(sqlite) => {
+            owner.require_live(db).await?;
+            sqlite::create(sqlite, owner.user_id(), new).await
+        }
+        // The insert happens only if the token was not logged out (and the account's existence
+        // is its foreign key): one round trip.
+        Db::Postgres(postgres) => {
+            let unrevoked = match owner {
+                Owner::User(_) => None,
+                Owner::Token(token) => Some(token.token_id.as_str()),
+            };
+            match postgres::create(postgres, owner.user_id(), unrevoked, new).await? {
+                Some(task) => Ok(task),
+                None => {
+                    owner.require_live(db).await?;
+                    Err(sessions::logged_out())
+                }
+            }
+        }
     }
 }
 
@@ -437,7 +511,8 @@ pub async fn get(db: &Db, user_id: i64, id: i64) -> ApiResult<Task> {
     }
 }
 
-/// A checked partial update: the `UPDATE ... RETURNING` statement and the new tags, if any.
+/// A checked partial update: the `UPDATE ... RETURNING` statement (which sets the task's tags
+/// column too) and the new tags for `task_tags`, if any.
 pub(crate) struct ValidPatch {
     pub(crate) update: Sql,
     pub(crate) tags: Option<Vec<String>>,
@@ -480,6 +555,9 @@ pub async fn update(db: &Db, user_id: i64, id: i64, patch: TaskPatch) -> ApiResu
         None => &mut sql,
     };
     let tags = patch.tags.map(check_tags).transpose()?;
+    if let Some(tags) = &tags {
+        sql.push(", tags = ").bind(Bind::Tags(tags.clone()));
+    }
     sql.push(" WHERE id = ").bind(Bind::Int(id));
     sql.push(" AND user_id = ").bind(Bind::Int(user_id));
     sql.push(concat!(" RETURNING ", task_columns!()));
@@ -499,7 +577,7 @@ pub async fn delete(db: &Db, user_id: i64, id: i64) -> ApiResult<()> {
 }
 
 /// The statements behind one list page: the page itself (each row with the count of all
-/// matches and its tags), and the count alone for a page past the end (which has no row).
+/// matches), and the count alone for a page past the end (which has no row).
 pub(crate) struct ListSql {
     pub(crate) page: Sql,
     pub(crate) count: Sql,
@@ -507,9 +585,26 @@ pub(crate) struct ListSql {
 }
 
 /// A filtered, sorted page of this user's tasks and the total number that match, in one query:
-/// the total is a scalar count over the matches, and the tags are aggregated per task of the
-/// page only.
-pub async fn list(db: &Db, user_id: i64, query: ListQuery) -> ApiResult<TaskPage> {
+/// the total is a scalar count over the matches, the tags are each task's own column, and a
+/// token's session is checked by the same statement (a page with a task on it proves the session
+/// live; only an empty page needs the separate check).
+pub async fn list(db: &Db, owner: Owner<'_>, query: ListQuery) -> ApiResult<TaskPage> {
+    let limit = match check_list_query(&query) {
+        Ok(limit) => limit,
+        Err(err) => return Err(owner.refuse(db, err).await),
+    };
+    let page = match db {
+        Db::Sqlite(db) => sqlite::list(db, &list_sql(Placeholders::Sqlite, owner, limit, &query))?,
+        Db::Postgres(db) => postgres::list(db, &list_sql(Placeholders::Postgres, owner, limit, &query)).await?,
+    };
+    if page.items.is_empty() {
+        owner.require_live(db).await?;
+    }
+    Ok(page)
+}
+
+/// The page size of a list query whose parameters are all valid.
+fn check_list_query(query: &ListQuery) -> ApiResult<u32> {
     let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
     if !(1..=MAX_LIMIT).contains(&limit) {
         return Err(ApiError::Unprocessable {
@@ -517,7 +612,7 @@ pub async fn list(db: &Db, user_id: i64, query: ListQuery) -> ApiResult<TaskPage
             message: format!("limit must be between 1 and {MAX_LIMIT}"),
         });
     }
-    check_filters(&query)?;
+    check_filters(query)?;
     for (name, value) in [("due_from", &query.due_from), ("due_to", &query.due_to)] {
         if check_due_date(value.clone()).is_err() {
             return Err(ApiError::Unprocessable {
@@ -526,29 +621,15 @@ pub async fn list(db: &Db, user_id: i64, query: ListQuery) -> ApiResult<TaskPage
             });
         }
     }
-    match db {
-        Db::Sqlite(db) => sqlite::list(db, &list_sql(Placeholders::Sqlite, user_id, limit, &query)),
-        Db::Postgres(db) => postgres::list(db, &list_sql(Placeholders::Postgres, user_id, limit, &query)).await,
-    }
+    Ok(limit)
 }
 
-/// The tags of the task whose id is `task`, aggregated in position order, in each engine's SQL:
-/// a comma-joined text on SQLite (tags cannot contain commas), an array on PostgreSQL.
-pub(crate) fn tags_of(placeholders: Placeholders, task: &str) -> String {
-    match placeholders {
-        Placeholders::Sqlite => {
-            format!("(SELECT group_concat(tag, ',' ORDER BY position) FROM task_tags WHERE task_id = {task})")
-        }
-        Placeholders::Postgres => {
-            format!("COALESCE((SELECT array_agg(tag ORDER BY position) FROM task_tags WHERE task_id = {task}), '{{}}')")
-        }
-    }
-}
-
-fn list_sql(placeholders: Placeholders, user_id: i64, limit: u32, query: &ListQuery) -> ListSql {
+fn list_sql(placeholders: Placeholders, owner: Owner<'_>, limit: u32, query: &ListQuery) -> ListSql {
     let offset = query.offset.unwrap_or(0);
     let mut filter = Sql::new(placeholders);
-    filter.push(" FROM tasks WHERE user_id = ").bind(Bind::Int(user_id));
+    filter
+        .push(" FROM tasks WHERE user_id = ")
+        .bind(Bind::Int(owner.user_id()));
     match query.status.unwrap_or_default() {
         StatusFilter::All => {}
         StatusFilter::Pending => {
@@ -610,12 +691,18 @@ fn list_sql(placeholders: Placeholders, user_id: i64, limit: u32, query: &ListQu
     let mut page = filter.clone();
     page.text.insert_str(
         0,
-        &format!(
-            concat!("SELECT ", task_columns!(), ", ({}) AS total, {}"),
-            count.text,
-            tags_of(placeholders, "tasks.id")
-        ),
+        &format!(concat!("SELECT ", task_columns!(), ", ({}) AS total"), count.text),
     );
+    if let Owner::Token(token) = owner {
+        // Uncorrelated, so each is evaluated once per statement. The account's existence is
+        // checked too, though its tasks go with it (ON DELETE CASCADE), in case a row outlived it.
+        let user = page.param(Bind::Int(token.user_id));
+        let jti = page.param(Bind::Text(token.token_id.clone()));
+        page.push(&format!(
+            " AND EXISTS (SELECT 1 FROM users WHERE id = {user}) \
+             AND NOT EXISTS (SELECT 1 FROM revoked_tokens WHERE jti = {jti})"
+        ));
+    }
     page.push(&format!(" ORDER BY {key} {direction}, id {direction} LIMIT "))
         .bind(Bind::Int(i64::from(limit)));
     page.push(" OFFSET ").bind(Bind::Int(i64::from(offset)));

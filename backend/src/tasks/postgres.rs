@@ -4,9 +4,7 @@
 
 use sqlx::{Postgres as Pg, Row, postgres::PgRow, query::Query};
 
-use super::{
-    Bind, ListSql, Placeholders, Sql, Task, TaskPage, TaskRow, ValidPatch, ValidTask, not_found, tags_of, task_columns,
-};
+use super::{Bind, ListSql, Sql, Task, TaskPage, TaskRow, ValidPatch, ValidTask, not_found, task_columns};
 use crate::{
     db::postgres::Postgres,
     error::{ApiResult, account_gone},
@@ -20,12 +18,13 @@ impl Sql {
         self.binds.iter().fold(sqlx::query(text), |query, bind| match bind {
             Bind::Int(value) => query.bind(*value),
             Bind::Text(value) => query.bind(value.as_str()),
+            Bind::Tags(tags) => query.bind(tags.as_slice()),
         })
     }
 }
 
-/// The task in the first eight columns of `row`, with the tag array in column `tags`.
-fn task_row(row: &PgRow, tags: usize) -> sqlx::Result<TaskRow> {
+/// The task in the first nine columns of `row` (see [`task_columns`]).
+fn task_row(row: &PgRow) -> sqlx::Result<TaskRow> {
     Ok(TaskRow {
         id: row.try_get(0)?,
         title: row.try_get(1)?,
@@ -35,21 +34,29 @@ fn task_row(row: &PgRow, tags: usize) -> sqlx::Result<TaskRow> {
         completed_at: row.try_get(5)?,
         created_at: row.try_get(6)?,
         updated_at: row.try_get(7)?,
-        tags: row.try_get(tags)?,
+        tags: row.try_get(8)?,
     })
 }
 
-pub(super) async fn create(db: &Postgres, user_id: i64, new: ValidTask) -> ApiResult<Task> {
-    // One statement, so one round trip and one implicit transaction for the task and its tags.
+/// Inserts the task unless `unrevoked` names a token that was logged out (then `None`).
+pub(super) async fn create(
+    db: &Postgres,
+    user_id: i64,
+    unrevoked: Option<&str>,
+    new: ValidTask,
+) -> ApiResult<Option<Task>> {
+    // One statement, so one round trip and one implicit transaction for the session check, the
+    // task and its tags. `jti = NULL` matches nothing: no token, no check.
     let row = sqlx::query(concat!(
-        "WITH task AS (INSERT INTO tasks (user_id, title, description, priority, due_date, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $6) RETURNING ",
+        "WITH task AS (INSERT INTO tasks (user_id, title, description, priority, due_date, created_at, updated_at, tags) \
+         SELECT $1, $2, $3, $4, $5, $6, $6, $7 \
+         WHERE NOT EXISTS (SELECT 1 FROM revoked_tokens WHERE jti = $8) RETURNING ",
         task_columns!(),
         "), tags AS (INSERT INTO task_tags (task_id, position, tag) \
          SELECT task.id, given.position - 1, given.tag FROM task, unnest($7::text[]) WITH ORDINALITY AS given (tag, position)) \
          SELECT ",
         task_columns!(),
-        ", $7::text[] FROM task"
+        " FROM task"
     ))
     .bind(user_id)
     .bind(&new.title)
@@ -58,53 +65,45 @@ pub(super) async fn create(db: &Postgres, user_id: i64, new: ValidTask) -> ApiRe
     .bind(new.due_date.as_deref())
     .bind(new.now)
     .bind(&new.tags)
-    .fetch_one(db.pool())
+    .bind(unrevoked)
+    .fetch_optional(db.pool())
     .await
     .map_err(|err| {
-        // The account was deleted between the token check and this write.
+        // The account is gone (deleted after the token was issued): its foreign key says so.
         if err.as_database_error().is_some_and(|e| e.is_foreign_key_violation()) {
             account_gone()
         } else {
             err.into()
         }
     })?;
-    task_row(&row, 8)?.into_task()
+    row.map(|row| task_row(&row)?.into_task()).transpose()
 }
 
 pub(super) async fn get(db: &Postgres, user_id: i64, id: i64) -> ApiResult<Task> {
-    let sql = format!(
-        concat!(
-            "SELECT ",
-            task_columns!(),
-            ", {} FROM tasks WHERE id = $1 AND user_id = $2"
-        ),
-        tags_of(Placeholders::Postgres, "tasks.id")
-    );
-    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-        .bind(id)
-        .bind(user_id)
-        .fetch_optional(db.pool())
-        .await?
-        .ok_or_else(|| not_found(id))?;
-    task_row(&row, 8)?.into_task()
+    let row = sqlx::query(concat!(
+        "SELECT ",
+        task_columns!(),
+        " FROM tasks WHERE id = $1 AND user_id = $2"
+    ))
+    .bind(id)
+    .bind(user_id)
+    .fetch_optional(db.pool())
+    .await?
+    .ok_or_else(|| not_found(id))?;
+    task_row(&row)?.into_task()
 }
 
-pub(super) async fn update(db: &Postgres, id: i64, mut patch: ValidPatch) -> ApiResult<Task> {
+pub(super) async fn update(db: &Postgres, id: i64, patch: ValidPatch) -> ApiResult<Task> {
     let Some(tags) = patch.tags else {
         // The stored tags come back with the updated row.
-        patch
-            .update
-            .push(", ")
-            .push(&tags_of(Placeholders::Postgres, "tasks.id"));
         let row = patch
             .update
             .query()
             .fetch_optional(db.pool())
             .await?
             .ok_or_else(|| not_found(id))?;
-        return task_row(&row, 8)?.into_task();
+        return task_row(&row)?.into_task();
     };
-    patch.update.push(", '{}'::text[]");
     let mut tx = db.pool().begin().await?;
     let row = patch
         .update
@@ -112,7 +111,7 @@ pub(super) async fn update(db: &Postgres, id: i64, mut patch: ValidPatch) -> Api
         .fetch_optional(&mut *tx)
         .await?
         .ok_or_else(|| not_found(id))?;
-    let mut row = task_row(&row, 8)?;
+    let row = task_row(&row)?;
     sqlx::query("DELETE FROM task_tags WHERE task_id = $1")
         .bind(id)
         .execute(&mut *tx)
@@ -126,7 +125,6 @@ pub(super) async fn update(db: &Postgres, id: i64, mut patch: ValidPatch) -> Api
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;
-    row.tags = tags;
     row.into_task()
 }
 
@@ -150,8 +148,8 @@ pub(super) async fn list(db: &Postgres, sql: &ListSql) -> ApiResult<TaskPage> {
     let mut total = 0;
     let mut items = Vec::with_capacity(rows.len());
     for row in &rows {
-        total = row.try_get(8)?;
-        items.push(task_row(row, 9)?.into_task()?);
+        total = row.try_get(9)?;
+        items.push(task_row(row)?.into_task()?);
     }
     if rows.is_empty() && sql.offset > 0 {
         // Past the last page: no row carries the total, so count alone.

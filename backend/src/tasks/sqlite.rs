@@ -3,9 +3,7 @@
 
 use rusqlite::{Connection, Row, ToSql, params, params_from_iter, types::ToSqlOutput};
 
-use super::{
-    Bind, ListSql, Placeholders, Task, TaskPage, TaskRow, ValidPatch, ValidTask, not_found, tags_of, task_columns,
-};
+use super::{Bind, ListSql, Task, TaskPage, TaskRow, ValidPatch, ValidTask, not_found, task_columns};
 use crate::{
     db::sqlite::Sqlite,
     error::{ApiResult, account_gone},
@@ -16,12 +14,13 @@ impl ToSql for Bind {
         match self {
             Self::Int(value) => value.to_sql(),
             Self::Text(value) => value.to_sql(),
+            Self::Tags(tags) => Ok(ToSqlOutput::from(join_tags(tags))),
         }
     }
 }
 
-/// The task in the first eight columns of `row`, with the comma-joined tags of column `tags`.
-fn task_row(row: &Row<'_>, tags: usize) -> rusqlite::Result<TaskRow> {
+/// The task in the first nine columns of `row` (see [`task_columns`]).
+fn task_row(row: &Row<'_>) -> rusqlite::Result<TaskRow> {
     Ok(TaskRow {
         id: row.get(0)?,
         title: row.get(1)?,
@@ -31,12 +30,20 @@ fn task_row(row: &Row<'_>, tags: usize) -> rusqlite::Result<TaskRow> {
         completed_at: row.get(5)?,
         created_at: row.get(6)?,
         updated_at: row.get(7)?,
-        tags: split_tags(row.get_ref(tags)?.as_str_or_null()?),
+        tags: split_tags(row.get_ref(8)?.as_str()?),
     })
 }
 
-fn split_tags(joined: Option<&str>) -> Vec<String> {
-    joined.map_or_else(Vec::new, |joined| joined.split(',').map(str::to_owned).collect())
+/// The tags column: comma-joined (tags cannot contain commas, nor be empty), `''` for none.
+fn join_tags(tags: &[String]) -> String {
+    tags.join(",")
+}
+
+fn split_tags(joined: &str) -> Vec<String> {
+    if joined.is_empty() {
+        return Vec::new();
+    }
+    joined.split(',').map(str::to_owned).collect()
 }
 
 fn insert_tags(conn: &Connection, task_id: i64, tags: &[String]) -> rusqlite::Result<()> {
@@ -47,20 +54,13 @@ fn insert_tags(conn: &Connection, task_id: i64, tags: &[String]) -> rusqlite::Re
     Ok(())
 }
 
-fn stored_tags(conn: &Connection, task_id: i64) -> rusqlite::Result<Vec<String>> {
-    let mut select = conn.prepare_cached("SELECT tag FROM task_tags WHERE task_id = ?1 ORDER BY position")?;
-    let tags = select.query_map([task_id], |row| row.get(0))?;
-    tags.collect()
-}
-
 pub(super) async fn create(db: &Sqlite, user_id: i64, new: ValidTask) -> ApiResult<Task> {
     let row = db
         .write(move |conn| {
             let mut insert = conn.prepare_cached(concat!(
-                "INSERT INTO tasks (user_id, title, description, priority, due_date, created_at, updated_at) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6) RETURNING ",
-                task_columns!(),
-                ", NULL"
+                "INSERT INTO tasks (user_id, title, description, priority, due_date, created_at, updated_at, tags) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7) RETURNING ",
+                task_columns!()
             ))?;
             let inserted = insert.query_row(
                 params![
@@ -69,11 +69,12 @@ pub(super) async fn create(db: &Sqlite, user_id: i64, new: ValidTask) -> ApiResu
                     new.description,
                     new.priority.as_str(),
                     new.due_date,
-                    new.now
+                    new.now,
+                    join_tags(&new.tags)
                 ],
-                |row| task_row(row, 8),
+                task_row,
             );
-            let mut row = match inserted {
+            let row = match inserted {
                 // The account was deleted between the token check and this write.
                 Err(err)
                     if err.sqlite_error().map(|e| e.extended_code)
@@ -83,8 +84,7 @@ pub(super) async fn create(db: &Sqlite, user_id: i64, new: ValidTask) -> ApiResu
                 }
                 other => other?,
             };
-            insert_tags(conn, row.id, &new.tags)?;
-            row.tags = new.tags;
+            insert_tags(conn, row.id, &row.tags)?;
             Ok(row)
         })
         .await?;
@@ -93,18 +93,14 @@ pub(super) async fn create(db: &Sqlite, user_id: i64, new: ValidTask) -> ApiResu
 
 pub(super) fn get(db: &Sqlite, user_id: i64, id: i64) -> ApiResult<Task> {
     let row = db.read(|conn| {
-        let sql = format!(
-            concat!(
-                "SELECT ",
-                task_columns!(),
-                ", {} FROM tasks WHERE id = ?1 AND user_id = ?2"
-            ),
-            tags_of(Placeholders::Sqlite, "tasks.id")
-        );
-        let mut select = conn.prepare_cached(&sql)?;
+        let mut select = conn.prepare_cached(concat!(
+            "SELECT ",
+            task_columns!(),
+            " FROM tasks WHERE id = ?1 AND user_id = ?2"
+        ))?;
         let mut rows = select.query(params![id, user_id])?;
         match rows.next()? {
-            Some(row) => Ok(task_row(row, 8)?),
+            Some(row) => Ok(task_row(row)?),
             None => Err(not_found(id)),
         }
     })?;
@@ -114,22 +110,18 @@ pub(super) fn get(db: &Sqlite, user_id: i64, id: i64) -> ApiResult<Task> {
 pub(super) async fn update(db: &Sqlite, id: i64, patch: ValidPatch) -> ApiResult<Task> {
     let row = db
         .write(move |conn| {
-            let mut update = conn.prepare_cached(&format!("{}, NULL", patch.update.text))?;
+            let mut update = conn.prepare_cached(&patch.update.text)?;
             let mut rows = update.query(params_from_iter(&patch.update.binds))?;
-            let mut row = match rows.next()? {
-                Some(row) => task_row(row, 8)?,
+            let row = match rows.next()? {
+                Some(row) => task_row(row)?,
                 None => return Err(not_found(id)),
             };
             drop(rows);
-            row.tags = match patch.tags {
-                Some(tags) => {
-                    conn.prepare_cached("DELETE FROM task_tags WHERE task_id = ?1")?
-                        .execute([id])?;
-                    insert_tags(conn, id, &tags)?;
-                    tags
-                }
-                None => stored_tags(conn, id)?,
-            };
+            if let Some(tags) = patch.tags {
+                conn.prepare_cached("DELETE FROM task_tags WHERE task_id = ?1")?
+                    .execute([id])?;
+                insert_tags(conn, id, &tags)?;
+            }
             Ok(row)
         })
         .await?;
@@ -161,8 +153,8 @@ pub(super) fn list(db: &Sqlite, sql: &ListSql) -> ApiResult<TaskPage> {
         let mut page = Vec::new();
         let mut total = 0;
         while let Some(row) = rows.next()? {
-            total = row.get(8)?;
-            page.push(task_row(row, 9)?);
+            total = row.get(9)?;
+            page.push(task_row(row)?);
         }
         drop(rows);
         if page.is_empty() && sql.offset > 0 {

@@ -124,7 +124,7 @@ async fn due_dates_must_fall_in_years_1_to_9999(engine: Engine) {
 }
 
 /// Deletes the user straight in the database, as an administrator or a retention job would.
-async fn delete_user(app: &TestApp, id: i64) {
+pub async fn delete_user(app: &TestApp, id: i64) {
     match &app.db {
         Db::Sqlite(db) => db
             .write(move |conn| Ok(conn.execute("DELETE FROM users WHERE id = ?1", [id])?))

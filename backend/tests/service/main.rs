@@ -13,4 +13,5 @@ mod hardening;
 mod mcp;
 mod operations;
 mod process;
+mod sessions_in_queries;
 mod writes;
