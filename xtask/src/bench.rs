@@ -13,7 +13,11 @@ mod measure;
 pub mod oha;
 mod report;
 
-use std::{collections::BTreeMap, path::PathBuf, time::Duration};
+use std::{
+    collections::BTreeMap,
+    path::{Path, PathBuf},
+    time::Duration,
+};
 
 use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
@@ -76,6 +80,14 @@ pub struct Bench {
     /// An earlier result: fail when any scenario's p99 is more than 20% worse than there.
     #[arg(long)]
     pub baseline: Option<PathBuf>,
+    /// Measure the inner loop instead: `cargo xtask dev` on a copy of the tree, with real edits,
+    /// cargo and Podman, and stand-ins for the cluster's tools (xtask/benches/inner_loop.rs)
+    /// [JSON default: target/bench/inner-loop.json].
+    #[arg(
+        long,
+        conflicts_with_all = ["baseline", "engines", "duration", "connections", "rate", "open_loop_seconds"]
+    )]
+    pub inner_loop: bool,
 }
 
 /// A database engine the backend runs on.
@@ -109,6 +121,9 @@ impl Bench {
     /// Builds, then per engine starts the backend on a fresh database, measures it and stops it;
     /// prints and writes the report; fails when a goal is missed or the baseline regressed.
     pub fn run(self, sh: &Shell) -> anyhow::Result<()> {
+        if self.inner_loop {
+            return inner_loop(sh, self.json.as_deref());
+        }
         let oha = tools::require(oha::OHA)?;
         if self.engines.contains(&Engine::Postgres) {
             tools::require(PSQL)?;
@@ -174,6 +189,23 @@ impl Bench {
         }
         Ok(())
     }
+}
+
+/// `bench --inner-loop`: the `inner_loop` bench of xtask, which prints its stages and goals
+/// and fails when a goal is missed. Built in the dev profile, whose dependencies are built
+/// already, rather than cargo's optimized bench profile: it measures `dev`, not itself.
+fn inner_loop(sh: &Shell, json: Option<&Path>) -> anyhow::Result<()> {
+    tools::require(tools::PODMAN)?;
+    let path = json.map_or_else(
+        || crate::target_dir().join("bench").join("inner-loop.json"),
+        crate::from_caller,
+    );
+    cmd!(
+        sh,
+        "cargo bench -p xtask --bench inner_loop --profile dev -- --json {path}"
+    )
+    .run()
+    .context("the inner-loop bench failed or missed a goal (see above)")
 }
 
 /// Drops and creates [`BENCH_DATABASE`] on the server; returns its URL.
@@ -263,5 +295,30 @@ mod tests {
             "postgres://db/todo_bench"
         );
         assert!(database_url("not a url", "x").is_err());
+    }
+
+    #[derive(Debug, clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        bench: Bench,
+    }
+
+    #[test]
+    fn the_inner_loop_bench_refuses_the_load_generators_flags() {
+        use clap::Parser;
+        let parsed = Cli::try_parse_from(["bench", "--inner-loop", "--json", "out.json"]).unwrap();
+        assert!(parsed.bench.inner_loop);
+        assert!(!Cli::try_parse_from(["bench"]).unwrap().bench.inner_loop);
+        for flags in [
+            ["--engine", "sqlite"],
+            ["--rate", "100"],
+            ["--duration", "2"],
+            ["--connections", "4"],
+            ["--open-loop-seconds", "5"],
+            ["--baseline", "old.json"],
+        ] {
+            let err = Cli::try_parse_from(["bench", "--inner-loop", flags[0], flags[1]]).unwrap_err();
+            assert_eq!(err.kind(), clap::error::ErrorKind::ArgumentConflict, "{flags:?}");
+        }
     }
 }

@@ -34,8 +34,18 @@ use crate::support::{
     standins::{Program, Reply, StandIns},
 };
 
-/// How long the first deploy or a cycle may take before a scenario gives up.
+/// The inner-loop bench's edits of the real tree (in a copy): the file of a one-line change in
+/// the frontend and that line (before, after), and the backend file that gets a comment.
+pub const REAL_FRONTEND_FILE: &str = "frontend/src/error.rs";
+pub const REAL_FRONTEND_LINE: (&str, &str) = ("\"Service unavailable\",", "\"Service unavailable.\",");
+pub const REAL_BACKEND_FILE: &str = "backend/src/lib.rs";
+
+/// How long a cycle may take before a scenario gives up.
 pub const WAIT: Duration = Duration::from_secs(180);
+/// How long the first deploy may take: for a copy of the real tree (the inner-loop bench) it
+/// compiles the copy's crates, and any dependency not built yet. (A `dev` that fails ends its
+/// output, which ends the wait at once.)
+const FIRST_DEPLOY: Duration = Duration::from_secs(1800);
 
 /// A tiny service: the health contract, and `/version` reporting `APP_BUILD` as its build.
 const SERVICE: &str = r#"// The test project's {name}: the health contract and /version, nothing else.
@@ -78,13 +88,16 @@ fn real_root() -> PathBuf {
 /// A project-shaped temporary workspace.
 pub struct Project {
     dir: tempfile::TempDir,
+    /// Cargo's target folder for it (`CARGO_TARGET_DIR`).
+    target: PathBuf,
 }
 
 impl Project {
     /// Writes the workspace, the services, their Dockerfiles and a copy of the chart.
     pub fn new() -> Project {
         let dir = tempfile::Builder::new().prefix("dev-project-").tempdir().unwrap();
-        let project = Project { dir };
+        let target = dir.path().join("target");
+        let project = Project { dir, target };
         let manifest = fs::read_to_string(real_root().join("Cargo.toml")).unwrap();
         let profiles = &manifest[manifest.find("[profile.").expect("the workspace's profiles")..];
         project.write(
@@ -114,9 +127,33 @@ impl Project {
         self.dir.path()
     }
 
+    /// A copy of the real project's files (those git tracks or would track, as they are in the
+    /// work tree),
+    /// built in `target`: the inner-loop bench edits this copy, never the real sources.
+    pub fn copy_of_real_tree(target: PathBuf) -> Project {
+        let dir = tempfile::Builder::new().prefix("dev-tree-").tempdir().unwrap();
+        let root = real_root();
+        let listing = std::process::Command::new("git")
+            .args(["ls-files", "-z", "--cached", "--others", "--exclude-standard"])
+            .current_dir(&root)
+            .output()
+            .expect("git lists the project's files");
+        assert!(listing.status.success(), "git ls-files failed in {}", root.display());
+        for name in listing.stdout.split(|b| *b == 0).filter(|name| !name.is_empty()) {
+            let relative = Path::new(std::str::from_utf8(name).expect("UTF-8 file names"));
+            let to = dir.path().join(relative);
+            fs::create_dir_all(to.parent().unwrap()).unwrap();
+            // A file deleted in the work tree but not yet in git's index is left out.
+            if root.join(relative).is_file() {
+                fs::copy(root.join(relative), to).unwrap();
+            }
+        }
+        Project { dir, target }
+    }
+
     /// Cargo's target folder for it.
     pub fn target(&self) -> PathBuf {
-        self.path().join("target")
+        self.target.clone()
     }
 
     /// Writes `content` to `relative` (creating its folder).
@@ -196,12 +233,18 @@ pub fn forward_pattern(service: &str) -> String {
 /// kubectl's port-forward to `service`: the binary of its last image, on the local port asked
 /// for, reporting the backend's tag of the last `helm upgrade` as its build; with `lost_after`,
 /// the connection is lost after that many seconds, as when the pod it forwards to goes away.
+/// Stopped, it ends at once, as kubectl's forward does (the pod's drain is the pod's, not
+/// kubectl's): the real services' drain before shutdown is set to none. The frontend reaches the
+/// backend through the backend's forward, as in the cluster it does through its Service.
 pub fn forward(standins: &StandIns, project: &Project, service: &str, lost_after: Option<u32>) -> Reply {
     let binary = project.target().join("images").join(service).join(service);
     let environment = format!(
-        "port=\"${{8%%:*}}\"; tag=\n\
-         while IFS= read -r logged; do case \"$logged\" in 'helm upgrade'*) rest=\"${{logged#*backend.image.tag=}}\"; tag=\"${{rest%% *}}\" ;; esac; done < {log}\n\
-         export APP_BUILD=\"$tag\" LISTEN_ADDR=\"127.0.0.1:$port\"",
+        "port=\"${{8%%:*}}\"; tag=; backend=\n\
+         while IFS= read -r logged; do case \"$logged\" in\n\
+           'helm upgrade'*) rest=\"${{logged#*backend.image.tag=}}\"; tag=\"${{rest%% *}}\" ;;\n\
+           *'port-forward service/todo-backend '*) rest=\"${{logged#*service/todo-backend }}\"; backend=\"${{rest%%:*}}\" ;;\n\
+         esac; done < {log}\n\
+         export APP_BUILD=\"$tag\" LISTEN_ADDR=\"127.0.0.1:$port\" BACKEND_URL=\"http://127.0.0.1:$backend\" SHUTDOWN_DRAIN_SECONDS=0",
         log = standins.log().display(),
     );
     let serve = match lost_after {
@@ -265,7 +308,7 @@ impl Session {
             tags,
             ready: Value::Null,
         };
-        session.ready = session.next_line();
+        session.ready = session.line_within(FIRST_DEPLOY);
         assert_eq!(session.ready["event"], "ready", "{}", session.ready);
         session.wait_for_log("==> watching backend/, frontend/, helm/");
         session
@@ -273,9 +316,14 @@ impl Session {
 
     /// The next line on stdout, which must be a JSON object.
     pub fn next_line(&self) -> Value {
+        self.line_within(WAIT)
+    }
+
+    /// The next line on stdout within `wait` (a JSON object).
+    fn line_within(&self, wait: Duration) -> Value {
         let line = self
             .lines
-            .recv_timeout(WAIT)
+            .recv_timeout(wait)
             .unwrap_or_else(|_| panic!("no JSON line from `dev`; its stderr:\n{}", self.stderr()));
         assert!(line.is_object(), "not a JSON object on stdout: {line}");
         line
@@ -344,9 +392,12 @@ impl Drop for Session {
 /// or minikube on this machine can stand in for a stand-in.
 pub fn dev_command(standins: &StandIns, project: &Project, extra: &[&str]) -> std::process::Command {
     let tools = standins.scratch("tools");
+    // `as` and `ar` too: the real tree's dependencies compile C (ring).
     for (name, real) in [
         ("cc", "/usr/bin/cc"),
         ("ld", "/usr/bin/ld"),
+        ("as", "/usr/bin/as"),
+        ("ar", "/usr/bin/ar"),
         ("podman", "/usr/bin/podman"),
     ] {
         let link = tools.join(name);
@@ -358,8 +409,15 @@ pub fn dev_command(standins: &StandIns, project: &Project, extra: &[&str]) -> st
     let path = std::env::join_paths([standins.bin(), tools, toolchain]).unwrap();
     let diagnostics = standins.scratch("diagnostics");
     let mut command = standins.command(env!("CARGO_BIN_EXE_xtask"));
+    // The stand-ins have a HOME of their own; cargo keeps this machine's registry, so the real
+    // tree's dependencies are the ones already downloaded and built, not fetched again.
+    let cargo_home = std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cargo")))
+        .expect("CARGO_HOME or HOME");
     command
         .env("PATH", path)
+        .env("CARGO_HOME", cargo_home)
         .env("CARGO_TARGET_DIR", project.target())
         .arg("dev")
         .arg("--json")
