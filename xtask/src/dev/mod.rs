@@ -38,9 +38,13 @@ use crate::{
 };
 
 /// Arguments of `cargo xtask dev`: those of `deploy` (which release, where, with which values),
-/// and what the loop adds. The images are always built with the `dev-image` profile (`--profile`
-/// does not apply); `--no-smoke` leaves out the serving checks after each rollout.
+/// and what the loop adds. The images are always built with the `dev-image` profile (the default
+/// of `--profile` here; `release` is refused); `--no-smoke` leaves out the serving checks after
+/// each rollout.
 #[derive(Debug, Clone, Args)]
+#[command(mut_arg("profile", |arg| arg
+    .default_value("dev-image")
+    .help("Cargo profile of the images: always `dev-image` (no LTO, incremental); release images are `cargo xtask deploy`'s")))]
 pub struct Dev {
     /// Everything `deploy` takes.
     #[command(flatten)]
@@ -129,6 +133,13 @@ impl Dev {
             (deploy.push, "--push"),
             (deploy.dry_run, "--dry-run"),
         ];
+        if deploy.profile != Profile::DevImage {
+            bail!(
+                "`dev` builds its images with the dev-image profile, quick to rebuild on every save; --profile {} \
+                 does not apply to it (release images: `cargo xtask deploy`)",
+                deploy.profile.name()
+            );
+        }
         if let Some((_, flag)) = refused.iter().find(|(given, _)| *given) {
             bail!(
                 "`dev` builds the images from the sources on every save and loads them into a local cluster, so \
@@ -237,5 +248,44 @@ impl Session<'_> {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Debug, Parser)]
+    struct Cli {
+        #[command(flatten)]
+        dev: Dev,
+    }
+
+    fn checked(args: &[&str]) -> anyhow::Result<Dev> {
+        let dev = Cli::try_parse_from(std::iter::once("dev").chain(args.iter().copied()))?.dev;
+        dev.check_flags()?;
+        Ok(dev)
+    }
+
+    #[test]
+    fn dev_builds_dev_images_and_refuses_what_does_not_apply_to_a_loop() {
+        assert_eq!(checked(&[]).unwrap().deploy.profile, Profile::DevImage);
+        assert_eq!(
+            checked(&["--profile", "dev-image"]).unwrap().deploy.profile,
+            Profile::DevImage
+        );
+        let err = checked(&["--profile", "release"]).unwrap_err().to_string();
+        assert!(err.contains("--profile release does not apply"), "{err}");
+        for flag in [
+            &["--no-build"][..],
+            &["--images", "images.json"],
+            &["--push", "--registry", "localhost:5000"],
+            &["--dry-run"],
+        ] {
+            let err = checked(flag).unwrap_err().to_string();
+            assert!(err.contains(&format!("{} does not apply", flag[0])), "{err}");
+        }
     }
 }
