@@ -114,37 +114,66 @@ pub fn now_millis() -> i64 {
     i64::try_from(nanos / 1_000_000).unwrap_or(i64::MAX)
 }
 
-/// A stored timestamp as RFC 3339 UTC with exactly three fractional digits, as the API shows it
-/// (a fixed width keeps timestamps sortable as plain strings). Written by hand, not through a
-/// format description: a list page shows forty of them, and this is about ten times faster.
-pub fn rfc3339(millis: i64) -> String {
-    let days = millis.div_euclid(86_400_000);
-    let in_day = millis.rem_euclid(86_400_000);
-    let (year, month, day) = civil_from_days(days);
-    if !(0..=9999).contains(&year) {
-        return String::new();
-    }
-    let (hour, minute) = (in_day / 3_600_000, in_day / 60_000 % 60);
-    let (second, milli) = (in_day / 1000 % 60, in_day % 1000);
-    let mut out = String::with_capacity(24);
-    for (value, width, suffix) in [
-        (year, 4, '-'),
-        (month, 2, '-'),
-        (day, 2, 'T'),
-        (hour, 2, ':'),
-        (minute, 2, ':'),
-        (second, 2, '.'),
-        (milli, 3, 'Z'),
-    ] {
-        let mut divisor = 10_i64.pow(width - 1);
-        while divisor > 0 {
-            // A digit 0..=9, so the cast cannot truncate.
-            out.push(char::from(b'0' + (value / divisor % 10) as u8));
-            divisor /= 10;
+/// A stored timestamp (milliseconds since the Unix epoch) as the API shows it: RFC 3339 UTC with
+/// exactly three fractional digits (a fixed width keeps timestamps sortable as plain strings),
+/// and an empty string outside the years 0 to 9999. Written by hand into a buffer on the stack
+/// and serialized from there: a list page shows forty, and neither a format description nor a
+/// `String` per timestamp is needed (measured with callgrind: formatting into a `String` char by
+/// char took about 11% of a list request's instructions).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timestamp(pub i64);
+
+impl Timestamp {
+    /// The text as ASCII bytes, or `None` outside the years 0 to 9999.
+    fn render(self) -> Option<[u8; 24]> {
+        let days = self.0.div_euclid(86_400_000);
+        let in_day = self.0.rem_euclid(86_400_000);
+        let (year, month, day) = civil_from_days(days);
+        if !(0..=9999).contains(&year) {
+            return None;
         }
-        out.push(suffix);
+        let mut out = *b"0000-00-00T00:00:00.000Z";
+        for (range, value) in [
+            (0..4, year),
+            (5..7, month),
+            (8..10, day),
+            (11..13, in_day / 3_600_000),
+            (14..16, in_day / 60_000 % 60),
+            (17..19, in_day / 1000 % 60),
+            (20..23, in_day % 1000),
+        ] {
+            let mut value = value;
+            for digit in out[range].iter_mut().rev() {
+                // A digit 0..=9, so the cast cannot truncate.
+                *digit = b'0' + (value % 10) as u8;
+                value /= 10;
+            }
+        }
+        Some(out)
     }
-    out
+}
+
+impl std::fmt::Display for Timestamp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.render() {
+            Some(text) => f.write_str(std::str::from_utf8(&text).map_err(|_| std::fmt::Error)?),
+            None => Ok(()),
+        }
+    }
+}
+
+impl serde::Serialize for Timestamp {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self.render() {
+            Some(text) => serializer.serialize_str(std::str::from_utf8(&text).map_err(serde::ser::Error::custom)?),
+            None => serializer.serialize_str(""),
+        }
+    }
+}
+
+/// [`Timestamp`]'s text, as a `String`.
+pub fn rfc3339(millis: i64) -> String {
+    Timestamp(millis).to_string()
 }
 
 /// The proleptic Gregorian (year, month, day) of a count of days since 1970-01-01 (Howard
@@ -171,6 +200,18 @@ mod tests {
         assert_eq!(rfc3339(0), "1970-01-01T00:00:00.000Z");
         assert_eq!(rfc3339(1_700_000_000_100), "2023-11-14T22:13:20.100Z");
         assert_eq!(rfc3339(1_700_000_000_123), "2023-11-14T22:13:20.123Z");
+    }
+
+    #[test]
+    fn timestamps_serialize_as_their_text_and_outside_0_to_9999_as_empty() {
+        let json = |millis| serde_json::to_string(&Timestamp(millis)).unwrap();
+        assert_eq!(json(1_700_000_000_123), "\"2023-11-14T22:13:20.123Z\"");
+        assert_eq!(json(-62_167_219_200_000), "\"0000-01-01T00:00:00.000Z\"");
+        assert_eq!(json(253_402_300_799_999), "\"9999-12-31T23:59:59.999Z\"");
+        for outside in [-62_167_219_200_001, 253_402_300_800_000, i64::MIN, i64::MAX] {
+            assert_eq!(json(outside), "\"\"", "{outside}");
+            assert_eq!(rfc3339(outside), "", "{outside}");
+        }
     }
 
     #[test]

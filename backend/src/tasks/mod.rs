@@ -7,7 +7,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::{
-    db::{Db, now_millis, rfc3339},
+    db::{Db, Timestamp, now_millis},
     error::{ApiError, ApiResult},
     sessions::{self, VerifiedToken},
 };
@@ -54,9 +54,11 @@ pub struct Task {
     /// Labels, in the order given.
     pub tags: Vec<String>,
     /// When it was created (RFC 3339, UTC).
-    pub created_at: String,
+    #[schema(value_type = String)]
+    pub created_at: Timestamp,
     /// When it last changed (RFC 3339, UTC).
-    pub updated_at: String,
+    #[schema(value_type = String)]
+    pub updated_at: Timestamp,
 }
 
 /// The body of `POST /tasks`.
@@ -403,8 +405,8 @@ impl TaskRow {
             priority: parse_stored_priority(&self.priority)?,
             due_date: self.due_date,
             tags: self.tags,
-            created_at: rfc3339(self.created_at),
-            updated_at: rfc3339(self.updated_at),
+            created_at: Timestamp(self.created_at),
+            updated_at: Timestamp(self.updated_at),
         })
     }
 }
