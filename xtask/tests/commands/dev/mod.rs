@@ -3,6 +3,7 @@
 //! reads the loop's JSON line per cycle and asserts what reached the stand-in cluster.
 
 mod project;
+mod purge;
 mod real_tree;
 
 use std::time::Duration;
