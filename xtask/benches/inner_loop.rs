@@ -77,9 +77,33 @@ fn main() {
     let (code, _) = session.interrupt();
     assert_eq!(code, 0, "dev did not stop cleanly on Ctrl-C");
 
+    let goals = goals(&frontend, no_op, &comment);
+    print_results(&frontend, &comment, &goals);
+    let report = json!({
+        "cores": std::thread::available_parallelism().map_or(0, usize::from),
+        "first_deploy_ms": first_deploy.as_millis(),
+        "no_op_seconds": no_op,
+        "frontend_cycles": frontend,
+        "backend_comment_cycle": comment,
+        "goals": goals,
+    });
+    if let Some(out) = out {
+        std::fs::create_dir_all(out.parent().unwrap()).unwrap();
+        std::fs::write(&out, serde_json::to_string_pretty(&report).unwrap()).unwrap();
+        eprintln!("    written to {}", out.display());
+    }
+    let missed = goals.iter().filter(|goal| goal["pass"] == false).count();
+    if missed > 0 {
+        eprintln!("{missed} goal(s) missed");
+        std::process::exit(1);
+    }
+}
+
+/// The goals, each measured / goal / pass.
+fn goals(frontend: &[Value], no_op: f64, comment: &Value) -> [Value; 3] {
     let image_ready: Vec<f64> = frontend.iter().map(image_ready_seconds).collect();
     let worst = image_ready.iter().copied().fold(0.0, f64::max);
-    let goals = [
+    [
         goal(
             "one-line change in frontend/: saved -> new image ready (the slower of change and revert)",
             format!("{worst:.2} s"),
@@ -103,26 +127,7 @@ fn main() {
                 && comment["loaded"] == json!([])
                 && comment["upgraded"] == json!(false),
         ),
-    ];
-    print_results(&frontend, &comment, &goals);
-    let report = json!({
-        "cores": std::thread::available_parallelism().map_or(0, usize::from),
-        "first_deploy_ms": first_deploy.as_millis(),
-        "no_op_seconds": no_op,
-        "frontend_cycles": frontend,
-        "backend_comment_cycle": comment,
-        "goals": goals,
-    });
-    if let Some(out) = out {
-        std::fs::create_dir_all(out.parent().unwrap()).unwrap();
-        std::fs::write(&out, serde_json::to_string_pretty(&report).unwrap()).unwrap();
-        eprintln!("    written to {}", out.display());
-    }
-    let missed = goals.iter().filter(|goal| goal["pass"] == false).count();
-    if missed > 0 {
-        eprintln!("{missed} goal(s) missed");
-        std::process::exit(1);
-    }
+    ]
 }
 
 /// Saves a frontend file with its own content; returns the seconds until `dev` said it was
