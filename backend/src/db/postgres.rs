@@ -94,3 +94,80 @@ impl Postgres {
         self.pool.close().await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use sqlx::{Connection, Executor, PgConnection, Row};
+    use todo_service::contract::DEFAULT_TEST_DATABASE_URL;
+
+    use super::*;
+
+    /// A database of its own on the test server, dropped at the end.
+    struct Scratch {
+        admin: String,
+        name: String,
+    }
+
+    impl Scratch {
+        async fn create() -> (Scratch, String) {
+            let admin = std::env::var("TEST_DATABASE_URL").unwrap_or_else(|_| DEFAULT_TEST_DATABASE_URL.to_owned());
+            let name = format!("todo_migration_{}", uuid::Uuid::new_v4().simple());
+            let mut conn = PgConnection::connect(&admin)
+                .await
+                .unwrap_or_else(|err| panic!("PostgreSQL is needed for this test, at {admin}: {err}"));
+            conn.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+                .await
+                .unwrap();
+            let (base, _) = admin.rsplit_once('/').unwrap();
+            let url = format!("{base}/{name}");
+            (Scratch { admin, name }, url)
+        }
+
+        async fn drop_database(self) {
+            let mut conn = PgConnection::connect(&self.admin).await.unwrap();
+            let drop = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
+            conn.execute(sqlx::AssertSqlSafe(drop)).await.unwrap();
+        }
+    }
+
+    #[tokio::test]
+    async fn migration_5_copies_each_tasks_tags_in_position_order() {
+        let (scratch, url) = Scratch::create().await;
+        let db = Postgres::connect_lazy(&url, 2, Duration::from_secs(30)).unwrap();
+        // The database as the release before migration 5 left it.
+        let full = migrator();
+        let before = Migrator {
+            migrations: Cow::Owned(full.migrations.iter().filter(|m| m.version < 5).cloned().collect()),
+            ..Migrator::DEFAULT
+        };
+        before.run(db.pool()).await.unwrap();
+        db.pool()
+            .execute(
+                "INSERT INTO users (id, email, name, password_hash, created_at) OVERRIDING SYSTEM VALUE VALUES (1, 'a@example.com', 'A', 'x', 0); \
+                 INSERT INTO tasks (id, user_id, title, priority, created_at, updated_at) OVERRIDING SYSTEM VALUE VALUES \
+                   (1, 1, 'tagged', 'low', 0, 0), (2, 1, 'untagged', 'low', 1, 1); \
+                 INSERT INTO task_tags (task_id, position, tag) VALUES (1, 1, 'alpha'), (1, 0, 'zeta'), (1, 2, 'mid');",
+            )
+            .await
+            .unwrap();
+
+        db.migrate().await.unwrap();
+        let rows = sqlx::query("SELECT id, tags FROM tasks ORDER BY id")
+            .fetch_all(db.pool())
+            .await
+            .unwrap();
+        let tags: Vec<(i64, Vec<String>)> = rows.iter().map(|row| (row.get(0), row.get(1))).collect();
+        assert_eq!(
+            tags,
+            [
+                // By position: neither alphabetical nor the order inserted.
+                (1, vec!["zeta".to_owned(), "alpha".to_owned(), "mid".to_owned()]),
+                (2, vec![])
+            ]
+        );
+        // Run again, nothing is applied twice.
+        db.migrate().await.unwrap();
+        db.close().await;
+        scratch.drop_database().await;
+    }
+}
