@@ -90,6 +90,10 @@ pub struct Project {
     dir: tempfile::TempDir,
     /// Cargo's target folder for it (`CARGO_TARGET_DIR`).
     target: PathBuf,
+    /// Whether `dev` builds into an image store of the scenario's own. Scenarios run in
+    /// parallel and build the same content, hence the same tags: in one shared store, one
+    /// scenario's cleanup removed an image another was building on ("layer not known").
+    own_image_store: bool,
 }
 
 impl Project {
@@ -97,7 +101,11 @@ impl Project {
     pub fn new() -> Project {
         let dir = tempfile::Builder::new().prefix("dev-project-").tempdir().unwrap();
         let target = dir.path().join("target");
-        let project = Project { dir, target };
+        let project = Project {
+            dir,
+            target,
+            own_image_store: true,
+        };
         let manifest = fs::read_to_string(real_root().join("Cargo.toml")).unwrap();
         let profiles = &manifest[manifest.find("[profile.").expect("the workspace's profiles")..];
         project.write(
@@ -148,7 +156,12 @@ impl Project {
                 fs::copy(root.join(relative), to).unwrap();
             }
         }
-        Project { dir, target }
+        // The bench runs alone, and measures the machine's own store.
+        Project {
+            dir,
+            target,
+            own_image_store: false,
+        }
     }
 
     /// Cargo's target folder for it.
@@ -269,6 +282,8 @@ pub struct Session {
     tags: Arc<Mutex<Vec<String>>>,
     /// The `ready` line.
     pub ready: Value,
+    /// Whether the images were built in this machine's store, to be removed at the end.
+    remove_images: bool,
 }
 
 impl Session {
@@ -307,6 +322,7 @@ impl Session {
             seen,
             tags,
             ready: Value::Null,
+            remove_images: !project.own_image_store,
         };
         session.ready = session.line_within(FIRST_DEPLOY);
         assert_eq!(session.ready["event"], "ready", "{}", session.ready);
@@ -373,7 +389,10 @@ impl Drop for Session {
     fn drop(&mut self) {
         let _ = kill(Pid::from_raw(self.child.id() as i32), Signal::SIGINT);
         let _ = self.child.wait();
-        // The images this scenario built, under both their names: nothing left in Podman's store.
+        if !self.remove_images {
+            return;
+        }
+        // The images this run built, under both their names: nothing left in Podman's store.
         let mut references = self.tags.lock().unwrap().clone();
         references.sort();
         references.dedup();
@@ -398,12 +417,24 @@ pub fn dev_command(standins: &StandIns, project: &Project, extra: &[&str]) -> st
         ("ld", "/usr/bin/ld"),
         ("as", "/usr/bin/as"),
         ("ar", "/usr/bin/ar"),
-        ("podman", "/usr/bin/podman"),
     ] {
         let link = tools.join(name);
         if !link.exists() {
             std::os::unix::fs::symlink(real, link).unwrap();
         }
+    }
+    let podman = tools.join("podman");
+    if project.own_image_store {
+        // The real Podman on a store in the scenario's scratch folder, removed with it.
+        let store = standins.scratch("images");
+        let script = format!(
+            "#!/bin/sh\nexec /usr/bin/podman --root {0}/root --runroot {0}/run --storage-driver vfs \"$@\"\n",
+            store.display()
+        );
+        fs::write(&podman, script).unwrap();
+        fs::set_permissions(&podman, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    } else if !podman.exists() {
+        std::os::unix::fs::symlink("/usr/bin/podman", podman).unwrap();
     }
     let toolchain = Path::new(env!("CARGO")).parent().unwrap().to_owned();
     let path = std::env::join_paths([standins.bin(), tools, toolchain]).unwrap();
