@@ -5,6 +5,7 @@
 mod project;
 mod purge;
 mod real_tree;
+mod serving;
 
 use std::time::Duration;
 

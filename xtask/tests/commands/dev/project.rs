@@ -52,8 +52,7 @@ const SERVICE: &str = r#"// The test project's {name}: the health contract and /
 use std::{io::{Read, Write}, net::TcpListener, time::Duration};
 
 const GREETING: &str = "hello from {name}";
-/// Which test's project this is: tests run at the same time and share Podman's image store, so
-/// each project's binaries (and tags) are its own.
+/// Which test's project this is: each project's binaries (and tags) are its own.
 const PROJECT: &str = "{project}";
 
 fn main() {
@@ -250,11 +249,34 @@ pub fn forward_pattern(service: &str) -> String {
 /// kubectl's): the real services' drain before shutdown is set to none. The frontend reaches the
 /// backend through the backend's forward, as in the cluster it does through its Service.
 pub fn forward(standins: &StandIns, project: &Project, service: &str, lost_after: Option<u32>) -> Reply {
+    forward_reporting(standins, project, service, lost_after, "tag=\"${rest%% *}\"")
+}
+
+/// [`forward`] to a backend that reports the tag of the *first* `helm upgrade` as its build, as
+/// when the forward still reaches a pod of the old build after a rollout.
+pub fn forward_to_first_build(standins: &StandIns, project: &Project) -> Reply {
+    forward_reporting(
+        standins,
+        project,
+        "backend",
+        None,
+        "[ -n \"$tag\" ] || tag=\"${rest%% *}\"",
+    )
+}
+
+/// [`forward`], taking the build from each `helm upgrade` line with `take_tag` (shell).
+fn forward_reporting(
+    standins: &StandIns,
+    project: &Project,
+    service: &str,
+    lost_after: Option<u32>,
+    take_tag: &str,
+) -> Reply {
     let binary = project.target().join("images").join(service).join(service);
     let environment = format!(
         "port=\"${{8%%:*}}\"; tag=; backend=\n\
          while IFS= read -r logged; do case \"$logged\" in\n\
-           'helm upgrade'*) rest=\"${{logged#*backend.image.tag=}}\"; tag=\"${{rest%% *}}\" ;;\n\
+           'helm upgrade'*) rest=\"${{logged#*backend.image.tag=}}\"; {take_tag} ;;\n\
            *'port-forward service/todo-backend '*) rest=\"${{logged#*service/todo-backend }}\"; backend=\"${{rest%%:*}}\" ;;\n\
          esac; done < {log}\n\
          export APP_BUILD=\"$tag\" LISTEN_ADDR=\"127.0.0.1:$port\" BACKEND_URL=\"http://127.0.0.1:$backend\" SHUTDOWN_DRAIN_SECONDS=0",
