@@ -294,10 +294,9 @@ fn a_port_forward_that_stops_is_opened_again_on_the_same_port() {
     assert_eq!(forwards[0], forwards[1], "the same local port");
 }
 
-#[test]
-fn cleanup_uninstalls_the_release_on_ctrl_c() {
-    let (standins, project) = (StandIns::new(), Project::new());
-    let programs = change(cluster(&standins, &project), "helm", |helm| {
+/// The stand-in cluster, with Helm answering `uninstall` for a release whose data is kept.
+fn uninstallable(standins: &StandIns, project: &Project) -> Vec<crate::support::standins::Program> {
+    change(cluster(standins, project), "helm", |helm| {
         helm.on(
             &helm_args("get manifest todo"),
             Reply::ok(fixture("helm-manifest-keep.yaml")),
@@ -306,7 +305,13 @@ fn cleanup_uninstalls_the_release_on_ctrl_c() {
             &format!("{}*", helm_args("uninstall todo")),
             Reply::ok("release \"todo\" uninstalled\n"),
         )
-    });
+    })
+}
+
+#[test]
+fn cleanup_uninstalls_the_release_on_ctrl_c() {
+    let (standins, project) = (StandIns::new(), Project::new());
+    let programs = uninstallable(&standins, &project);
     let session = Session::start(&standins, &project, &programs, &["--cleanup", "--no-logs"]);
     let (code, stderr) = session.interrupt();
     assert_eq!(code, 0, "{stderr}");

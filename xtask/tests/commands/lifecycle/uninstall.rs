@@ -1,6 +1,7 @@
 //! `cargo xtask uninstall`: the data and the Secret are kept unless `--purge`, which asks first.
 
 use super::*;
+use crate::support::cluster::{assert_purged, purge_deletes};
 
 fn with_manifest(manifest: &str) -> Vec<Program> {
     let manifest = fixture(manifest);
@@ -74,30 +75,10 @@ fn purge_asks_first_then_deletes_the_data_and_the_secret() {
     assert_never(&standins.invocations(), &format!("kubectl {}", write("delete")));
 
     let standins = StandIns::new();
-    let programs = change(with_manifest("helm-manifest-keep.yaml"), "kubectl", |kubectl| {
-        kubectl
-            .on(
-                &write("delete persistentvolumeclaim todo-backend --ignore-not-found --timeout=120s"),
-                Reply::ok("persistentvolumeclaim \"todo-backend\" deleted\n"),
-            )
-            .on(
-                &write("delete secret todo-secrets --ignore-not-found"),
-                Reply::ok("secret \"todo-secrets\" deleted\n"),
-            )
-    });
+    let programs = purge_deletes(with_manifest("helm-manifest-keep.yaml"));
     let run = xtask(&standins, &programs, &["uninstall", "--purge", "--yes"]);
     assert_eq!(run.code, 0, "stderr:\n{}", run.stderr);
-    assert_in_order(
-        &standins.invocations(),
-        &[
-            &format!("helm {} --wait --timeout 180s", helm_args("uninstall todo")),
-            &format!(
-                "kubectl {}",
-                write("delete persistentvolumeclaim todo-backend --ignore-not-found --timeout=120s")
-            ),
-            &format!("kubectl {}", write("delete secret todo-secrets --ignore-not-found")),
-        ],
-    );
+    assert_purged(&standins.invocations());
     assert!(
         run.stdout
             .starts_with("release todo purged: deleted the release, its data"),

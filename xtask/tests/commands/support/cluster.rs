@@ -239,6 +239,36 @@ pub fn deploy_record(standins: &StandIns, programs: &[Program], record: &str) ->
     xtask(standins, programs, &args)
 }
 
+/// `uninstall --purge`'s deletions after `helm uninstall`, as kubectl answers them.
+pub fn purge_deletes(programs: Vec<Program>) -> Vec<Program> {
+    change(programs, "kubectl", |kubectl| {
+        kubectl
+            .on(
+                &write("delete persistentvolumeclaim todo-backend --ignore-not-found --timeout=120s"),
+                Reply::ok("persistentvolumeclaim \"todo-backend\" deleted\n"),
+            )
+            .on(
+                &write("delete secret todo-secrets --ignore-not-found"),
+                Reply::ok("secret \"todo-secrets\" deleted\n"),
+            )
+    })
+}
+
+/// Asserts a purge ran: `helm uninstall`, then the data's and the Secret's deletion.
+pub fn assert_purged(invocations: &[String]) {
+    assert_in_order(
+        invocations,
+        &[
+            &format!("helm {} --wait --timeout 180s", helm_args("uninstall todo")),
+            &format!(
+                "kubectl {}",
+                write("delete persistentvolumeclaim todo-backend --ignore-not-found --timeout=120s")
+            ),
+            &format!("kubectl {}", write("delete secret todo-secrets --ignore-not-found")),
+        ],
+    );
+}
+
 /// Asserts that each of `expected` was invoked, in this order (other invocations may come between).
 pub fn assert_in_order(invocations: &[String], expected: &[&str]) {
     let mut from = 0;
