@@ -293,6 +293,33 @@ async fn a_database_that_refuses_connections_gives_503_database_unavailable() {
 }
 
 #[tokio::test]
+async fn connections_the_server_ended_while_idle_are_replaced_before_use() {
+    let app = TestApp::spawn(Engine::Postgres).await;
+    let (token, _) = app.register("restarted").await;
+    let (status, _) = app.call(Method::GET, "/api/v1/tasks", Some(&token), None).await;
+    assert_eq!(status, StatusCode::OK);
+    let name = app.postgres_database().unwrap().to_owned();
+    let mut admin = PgConnection::connect(&crate::support::postgres_admin_url())
+        .await
+        .unwrap();
+    // What a server restart or failover does to the pool's idle connections.
+    let ended: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT COUNT(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}') ended"
+    )))
+    .fetch_one(&mut admin)
+    .await
+    .unwrap();
+    assert!(ended >= 1, "the pool kept a connection open");
+    // Idle for longer than the pool's ping threshold: the dead connections are found and
+    // replaced before a request gets one (connections in steady use are not pinged).
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    for _ in 0..3 {
+        let (status, body) = app.call(Method::GET, "/api/v1/tasks", Some(&token), None).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+}
+
+#[tokio::test]
 async fn an_oversized_request_head_gets_a_json_431() {
     let app = TestApp::spawn(Engine::Sqlite).await;
     let address = app.base.strip_prefix("http://").unwrap().to_owned();
