@@ -5,8 +5,8 @@
 //!   connections; every write goes to one writer thread, which commits the writes waiting in its
 //!   queue together in one transaction (one fsync for the batch, `synchronous=FULL` kept) and
 //!   only then answers each of them.
-//! - PostgreSQL ([`postgres`]): a sqlx `PgPool`; the server commits concurrent transactions
-//!   together by itself.
+//! - PostgreSQL ([`postgres`]): a sqlx `PgPool`. Task creations made at the same time go to the
+//!   server together, as one statement and one commit, each answered after that commit.
 //!
 //! Both have the same schema shapes (integer timestamps in milliseconds, no boolean columns), so
 //! the queries differ only where the engines' SQL does (placeholders, tag aggregation).
@@ -17,8 +17,6 @@ pub mod sqlite;
 use std::{sync::Arc, time::Duration};
 
 use crate::config::DatabaseKind;
-
-pub use self::sqlite::WriteHold;
 
 /// Handle to the database; cheap to clone.
 #[derive(Clone)]
@@ -82,30 +80,41 @@ impl Db {
         }
     }
 
-    /// SQLite only: writes queue up without being run until the returned guard is dropped, and
-    /// then go out together in one batch. For tests of the group commit; `None` on PostgreSQL.
-    pub fn hold_writes(&self) -> Option<WriteHold> {
+    /// Writes that batch (every write on SQLite, task creations on PostgreSQL) queue up without
+    /// being run until the returned guard is dropped, and then go out together in one batch.
+    /// For tests of the batching.
+    pub async fn hold_writes(&self) -> WriteHold {
         match self {
-            Self::Sqlite(db) => Some(db.hold_writes()),
-            Self::Postgres(_) => None,
+            Self::Sqlite(db) => WriteHold::Sqlite(db.hold_writes()),
+            Self::Postgres(db) => WriteHold::Postgres(db.hold_writes().await),
         }
     }
 
-    /// SQLite only: writes waiting in the writer's queue (0 on PostgreSQL).
+    /// Writes waiting for their batch.
     pub fn queued_writes(&self) -> usize {
         match self {
             Self::Sqlite(db) => db.queued_writes(),
-            Self::Postgres(_) => 0,
+            Self::Postgres(db) => db.queued_writes(),
         }
     }
 
-    /// SQLite only: write transactions committed so far and the writes they held.
+    /// Batches committed so far (SQLite: write transactions; PostgreSQL: statements that
+    /// created tasks) and the writes they held.
     pub fn write_batches(&self) -> sqlite::BatchCounts {
         match self {
             Self::Sqlite(db) => db.batch_counts(),
-            Self::Postgres(_) => sqlite::BatchCounts::default(),
+            Self::Postgres(db) => db.batch_counts(),
         }
     }
+}
+
+/// See [`Db::hold_writes`]: writes resume when it is dropped.
+#[must_use = "writes resume when the hold is dropped"]
+pub enum WriteHold {
+    /// The SQLite writer's hold.
+    Sqlite(sqlite::WriteHold),
+    /// Every batch slot of PostgreSQL's create queue.
+    Postgres(postgres::WriteHold),
 }
 
 /// Milliseconds since the Unix epoch: how every timestamp is stored.

@@ -1,7 +1,22 @@
 //! PostgreSQL through sqlx's native driver: a `PgPool` whose connections prepare each statement
-//! once and keep it (sqlx's per-connection statement cache), and the migrations.
+//! once and keep it (sqlx's per-connection statement cache), the migrations, and the queue that
+//! sends concurrent task creations to the server together.
+//!
+//! Creating a task is the busiest write. Each one alone is a statement and a commit (a WAL flush)
+//! of its own; instead, a create joins a queue, and one task takes everything queued into a
+//! single statement and commit (at most [`BATCHES_IN_FLIGHT`] at a time, so while those run, the
+//! next batch gathers). Nothing waits for company: a lone create goes out at once. Each create is
+//! answered only after its batch's commit returned (`synchronous_commit` as the server has it).
 
-use std::{borrow::Cow, str::FromStr, time::Duration};
+use std::{
+    borrow::Cow,
+    str::FromStr,
+    sync::{
+        Arc, OnceLock,
+        atomic::{AtomicU64, AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
 
 use anyhow::Context;
 use sqlx::{
@@ -10,7 +25,10 @@ use sqlx::{
     postgres::{PgConnectOptions, PgPoolOptions},
 };
 
-use crate::config::redact_url;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+
+use super::sqlite::BatchCounts;
+use crate::{config::redact_url, tasks::postgres::CreateJob};
 
 /// Statements kept prepared per connection: every shape of the list query fits.
 const STATEMENT_CACHE: usize = 256;
@@ -19,6 +37,10 @@ const STATEMENT_CACHE: usize = 256;
 /// every acquire: a round trip per request that cost a list request a quarter of the backend's
 /// CPU time (perf, 20-row page) and the server as much again.
 const PING_WHEN_IDLE_FOR: Duration = Duration::from_secs(1);
+/// Batches of creates running at once; while they run, the next one gathers.
+pub const BATCHES_IN_FLIGHT: u32 = 2;
+/// Most creates in one batch (one statement).
+const MAX_BATCH: usize = 64;
 
 /// The migrations, embedded (the image has no files besides the binary). Built by hand rather
 /// than with `sqlx::migrate!`, which would compile sqlx's whole proc-macro stack for one list;
@@ -58,6 +80,42 @@ fn migrator() -> Migrator {
 #[derive(Clone, Debug)]
 pub struct Postgres {
     pool: PgPool,
+    creates: Arc<Creates>,
+}
+
+/// The queue of task creations; its task starts with the first create.
+#[derive(Debug, Default)]
+struct Creates {
+    queue: OnceLock<mpsc::UnboundedSender<CreateJob>>,
+    shared: Arc<BatchState>,
+}
+
+/// What the batching task shares with the handle: the batch slots and the counters.
+#[derive(Debug)]
+struct BatchState {
+    slots: Arc<Semaphore>,
+    queued: AtomicUsize,
+    batches: AtomicU64,
+    writes: AtomicU64,
+}
+
+impl Default for BatchState {
+    fn default() -> Self {
+        Self {
+            slots: Arc::new(Semaphore::new(BATCHES_IN_FLIGHT as usize)),
+            queued: AtomicUsize::new(0),
+            batches: AtomicU64::new(0),
+            writes: AtomicU64::new(0),
+        }
+    }
+}
+
+/// While this lives, no batch of creates starts; they queue and go out together once it is
+/// dropped. See [`Postgres::hold_writes`].
+#[must_use = "writes resume when the hold is dropped"]
+#[derive(Debug)]
+pub struct WriteHold {
+    _slots: OwnedSemaphorePermit,
 }
 
 impl Postgres {
@@ -81,7 +139,52 @@ impl Postgres {
                 })
             })
             .connect_lazy_with(options);
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            creates: Arc::default(),
+        })
+    }
+
+    /// Queues a task creation for the next batch (see the module docs); gives the job back when
+    /// the queue is gone.
+    #[must_use = "a job given back was not queued"]
+    pub(crate) fn queue_create(&self, job: CreateJob) -> Option<CreateJob> {
+        let shared = &self.creates.shared;
+        let queue = self.creates.queue.get_or_init(|| {
+            let (queue, inbox) = mpsc::unbounded_channel();
+            tokio::spawn(run_batches(self.pool.clone(), shared.clone(), inbox));
+            queue
+        });
+        shared.queued.fetch_add(1, Ordering::SeqCst);
+        let returned = queue.send(job).err()?;
+        shared.queued.fetch_sub(1, Ordering::SeqCst);
+        Some(returned.0)
+    }
+
+    /// Creates queue up without being run until the returned hold is dropped, and then go out
+    /// together in one batch. For tests of the batching; waits for running batches to end.
+    pub async fn hold_writes(&self) -> WriteHold {
+        let slots = self.creates.shared.slots.clone();
+        WriteHold {
+            _slots: slots
+                .acquire_many_owned(BATCHES_IN_FLIGHT)
+                .await
+                .expect("the batch slots are never closed"),
+        }
+    }
+
+    /// Creates waiting for a batch.
+    pub fn queued_writes(&self) -> usize {
+        self.creates.shared.queued.load(Ordering::SeqCst)
+    }
+
+    /// Batches committed so far and the creates they held.
+    pub fn batch_counts(&self) -> BatchCounts {
+        let shared = &self.creates.shared;
+        BatchCounts {
+            batches: shared.batches.load(Ordering::SeqCst),
+            writes: shared.writes.load(Ordering::SeqCst),
+        }
     }
 
     /// Applies pending migrations.
@@ -106,6 +209,33 @@ impl Postgres {
     /// Closes every connection.
     pub async fn close(&self) {
         self.pool.close().await;
+    }
+}
+
+/// The batching task: takes a free slot, waits for a create, takes every create queued behind it
+/// and runs them as one batch; ends when every handle is gone.
+async fn run_batches(pool: PgPool, shared: Arc<BatchState>, mut inbox: mpsc::UnboundedReceiver<CreateJob>) {
+    loop {
+        let Ok(slot) = shared.slots.clone().acquire_owned().await else {
+            return;
+        };
+        let Some(first) = inbox.recv().await else { return };
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match inbox.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        shared.queued.fetch_sub(batch.len(), Ordering::SeqCst);
+        let (pool, shared) = (pool.clone(), shared.clone());
+        tokio::spawn(async move {
+            let writes = batch.len() as u64;
+            let statements = crate::tasks::postgres::create_batch(&pool, batch).await;
+            shared.batches.fetch_add(statements, Ordering::SeqCst);
+            shared.writes.fetch_add(writes, Ordering::SeqCst);
+            drop(slot);
+        });
     }
 }
 

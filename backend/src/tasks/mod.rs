@@ -1,6 +1,6 @@
 //! Tasks: the JSON shapes, their validation, and the queries (each scoped to one user).
 
-mod postgres;
+pub(crate) mod postgres;
 mod sqlite;
 
 use serde::{Deserialize, Deserializer, Serialize};

@@ -1,13 +1,15 @@
 //! The task queries on PostgreSQL: one round trip per request where the statement can say it
 //! all (creating a task with its tags, a list page with its total and tags), each statement
-//! prepared once per connection by sqlx.
+//! prepared once per connection by sqlx. Creates made at the same time share one statement and
+//! one commit (see [`crate::db::postgres`]).
 
-use sqlx::{Postgres as Pg, Row, postgres::PgRow, query::Query};
+use sqlx::{PgPool, Postgres as Pg, Row, postgres::PgRow, query::Query};
+use tokio::sync::oneshot;
 
 use super::{Bind, ListSql, Sql, Task, TaskPage, TaskRow, ValidPatch, ValidTask, not_found, task_columns};
 use crate::{
     db::postgres::Postgres,
-    error::{ApiResult, account_gone},
+    error::{ApiError, ApiResult, account_gone},
 };
 
 impl Sql {
@@ -38,15 +40,70 @@ fn task_row(row: &PgRow) -> sqlx::Result<TaskRow> {
     })
 }
 
-/// Inserts the task unless `unrevoked` names a token that was logged out (then `None`).
+/// A task creation waiting for its batch (see [`crate::db::postgres`]).
+pub(crate) struct CreateJob {
+    user_id: i64,
+    /// The token's id, when the session is to be checked by the insert.
+    jti: Option<String>,
+    new: ValidTask,
+    answer: oneshot::Sender<ApiResult<Option<Task>>>,
+}
+
+/// Inserts the task unless `unrevoked` names a token that was logged out or the account is gone
+/// (then `None`), together with the creates queued beside it.
 pub(super) async fn create(
     db: &Postgres,
     user_id: i64,
     unrevoked: Option<&str>,
     new: ValidTask,
 ) -> ApiResult<Option<Task>> {
-    // One statement, so one round trip and one implicit transaction for the session check, the
-    // task and its tags. `jti = NULL` matches nothing: no token, no check.
+    let (answer, answered) = oneshot::channel();
+    let job = CreateJob {
+        user_id,
+        jti: unrevoked.map(str::to_owned),
+        new,
+        answer,
+    };
+    if let Some(job) = db.queue_create(job) {
+        return create_one(db.pool(), &job).await;
+    }
+    answered.await.map_err(|_| ApiError::Unavailable {
+        code: "database_unavailable",
+        message: "the task could not be written right now; try again shortly".to_owned(),
+    })?
+}
+
+/// Runs a batch of creates as one statement and answers each. If that statement fails (an
+/// account deleted in the meantime, whose foreign key then fails it), each create runs alone, so
+/// a failing create fails by itself. Returns how many statements committed.
+pub(crate) async fn create_batch(pool: &PgPool, batch: Vec<CreateJob>) -> u64 {
+    if batch.len() > 1 {
+        match insert_many(pool, &batch).await {
+            Ok(rows) => {
+                for (job, row) in batch.into_iter().zip(rows) {
+                    let _ = job.answer.send(row.map(TaskRow::into_task).transpose());
+                }
+                return 1;
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, creates = batch.len(), "PostgreSQL: a batch of creates failed; each runs alone");
+            }
+        }
+    }
+    let mut committed = 0;
+    for job in batch {
+        let result = create_one(pool, &job).await;
+        committed += u64::from(result.is_ok());
+        // The caller may have gone (client disconnected); the write stands regardless.
+        let _ = job.answer.send(result);
+    }
+    committed
+}
+
+/// One create alone: one statement, so one round trip and one implicit transaction for the
+/// session check, the task and its tags. `jti = NULL` matches nothing: no token, no check.
+async fn create_one(pool: &PgPool, job: &CreateJob) -> ApiResult<Option<Task>> {
+    let new = &job.new;
     let row = sqlx::query(concat!(
         "WITH task AS (INSERT INTO tasks (user_id, title, description, priority, due_date, created_at, updated_at, tags) \
          SELECT $1, $2, $3, $4, $5, $6, $6, $7 \
@@ -58,15 +115,15 @@ pub(super) async fn create(
         task_columns!(),
         " FROM task"
     ))
-    .bind(user_id)
+    .bind(job.user_id)
     .bind(&new.title)
     .bind(new.description.as_deref())
     .bind(new.priority.as_str())
     .bind(new.due_date.as_deref())
     .bind(new.now)
     .bind(&new.tags)
-    .bind(unrevoked)
-    .fetch_optional(db.pool())
+    .bind(job.jti.as_deref())
+    .fetch_optional(pool)
     .await
     .map_err(|err| {
         // The account is gone (deleted after the token was issued): its foreign key says so.
@@ -77,6 +134,73 @@ pub(super) async fn create(
         }
     })?;
     row.map(|row| task_row(&row)?.into_task()).transpose()
+}
+
+/// Every create of the batch in one statement: the input as parallel arrays (tags comma-joined,
+/// as they cannot hold commas), each row's session checked by the statement, ids drawn first so
+/// each returned row finds its create again by its position. A create whose token was logged
+/// out or whose account is gone gets no row (`None`).
+async fn insert_many(pool: &PgPool, batch: &[CreateJob]) -> sqlx::Result<Vec<Option<TaskRow>>> {
+    let n = batch.len();
+    let (mut users, mut titles, mut descriptions, mut priorities) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    let (mut due_dates, mut nows, mut tags, mut jtis) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    for job in batch {
+        users.push(job.user_id);
+        titles.push(job.new.title.as_str());
+        descriptions.push(job.new.description.as_deref());
+        priorities.push(job.new.priority.as_str());
+        due_dates.push(job.new.due_date.as_deref());
+        nows.push(job.new.now);
+        tags.push(job.new.tags.join(","));
+        jtis.push(job.jti.as_deref());
+    }
+    let fetched = sqlx::query(concat!(
+        "WITH input AS MATERIALIZED (\
+           SELECT given.position, nextval(pg_get_serial_sequence('tasks', 'id')) AS id, given.user_id, given.title, \
+                  given.description, given.priority, given.due_date, given.now, string_to_array(given.tags, ',') AS tags \
+           FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::text[], $8::text[]) \
+                WITH ORDINALITY AS given (user_id, title, description, priority, due_date, now, tags, jti, position) \
+           WHERE EXISTS (SELECT 1 FROM users WHERE users.id = given.user_id) \
+             AND NOT EXISTS (SELECT 1 FROM revoked_tokens WHERE revoked_tokens.jti = given.jti)), \
+         task AS (INSERT INTO tasks (id, user_id, title, description, priority, due_date, created_at, updated_at, tags) \
+           OVERRIDING SYSTEM VALUE \
+           SELECT id, user_id, title, description, priority, due_date, now, now, tags FROM input ORDER BY position \
+           RETURNING ",
+        task_columns!(),
+        "), tags AS (INSERT INTO task_tags (task_id, position, tag) \
+           SELECT task.id, given.position - 1, given.tag FROM task, unnest(task.tags) WITH ORDINALITY AS given (tag, position)) \
+         SELECT task.*, input.position FROM task JOIN input ON input.id = task.id"
+    ))
+    .bind(&users)
+    .bind(&titles)
+    .bind(&descriptions)
+    .bind(&priorities)
+    .bind(&due_dates)
+    .bind(&nows)
+    .bind(&tags)
+    .bind(&jtis)
+    .fetch_all(pool)
+    .await?;
+    let mut rows: Vec<Option<TaskRow>> = (0..n).map(|_| None).collect();
+    for row in &fetched {
+        let position: i64 = row.try_get(9)?;
+        let slot = usize::try_from(position - 1)
+            .ok()
+            .and_then(|index| rows.get_mut(index))
+            .ok_or_else(|| sqlx::Error::Protocol(format!("a batch insert returned position {position} of {n}")))?;
+        *slot = Some(task_row(row)?);
+    }
+    Ok(rows)
 }
 
 pub(super) async fn get(db: &Postgres, user_id: i64, id: i64) -> ApiResult<Task> {
