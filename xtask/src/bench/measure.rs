@@ -3,10 +3,9 @@
 
 use std::{path::Path, sync::atomic::AtomicBool, time::Duration};
 
-use anyhow::Context;
 use serde_json::json;
 use todo_service::contract::{HEALTH_PATH, SESSION_COOKIE};
-use xshell::{Shell, cmd};
+use xshell::Shell;
 
 use super::{
     BENCH_DATABASE, Bench, Engine, fresh_postgres_database,
@@ -44,7 +43,7 @@ impl Measure<'_> {
             "backend",
             &[
                 ("LISTEN_ADDR", "127.0.0.1:0".to_owned()),
-                ("DATABASE_URL", database_url.clone()),
+                ("DATABASE_URL", database_url),
                 ("JWT_SECRET", SECRET.to_owned()),
                 ("LOG_FORMAT", "json".to_owned()),
             ],
@@ -55,17 +54,6 @@ impl Measure<'_> {
             .insert(backend_name.clone(), rss_mib(self.services.pid("backend")?)?);
 
         let (reader, writer) = step("seed: a user with 100 tasks, and a user to write as", || seed(&backend))?;
-        if engine == Engine::Postgres {
-            // Measured in steady state: autovacuum analyzes a table within a minute of that many
-            // new rows; until then the planner guesses two rows per user and reads and sorts every
-            // task of the page's user (a list then costs the server twice the CPU time).
-            step("statistics: ANALYZE, as autovacuum would", || {
-                cmd!(self.sh, "psql {database_url} -v ON_ERROR_STOP=1 -q -c ANALYZE")
-                    .quiet()
-                    .run()
-                    .context("ANALYZE on the benchmark's database")
-            })?;
-        }
         let tasks = format!("{backend}/api/v1/tasks");
         let prefix = engine.name();
         let health = self.row(
