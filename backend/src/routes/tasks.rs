@@ -9,7 +9,7 @@ use crate::{
     extract::{ApiJson, ApiQuery, IdPath},
     sessions,
     state::AppState,
-    tasks::{self, ListQuery, NewTask, Owner, Task, TaskPage, TaskPatch},
+    tasks::{self, ListQuery, NewTask, Owner, PageJson, Task, TaskPage, TaskPatch},
 };
 
 /// The task routes.
@@ -38,12 +38,12 @@ async fn list_tasks(
     State(state): State<AppState>,
     SignedToken(token): SignedToken,
     query: Result<ApiQuery<ListQuery>, ApiError>,
-) -> ApiResult<axum::Json<TaskPage>> {
+) -> ApiResult<PageJson> {
     let ApiQuery(query) = match query {
         Ok(query) => query,
         Err(rejected) => return Err(sessions::refuse(&state.db, &token, rejected).await),
     };
-    Ok(axum::Json(tasks::list(&state.db, Owner::Token(&token), query).await?))
+    tasks::list_json(&state.db, Owner::Token(&token), query).await
 }
 
 /// Create a task.

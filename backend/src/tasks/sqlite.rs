@@ -3,7 +3,11 @@
 
 use rusqlite::{Connection, Row, ToSql, params, params_from_iter, types::ToSqlOutput};
 
-use super::{Bind, ListSql, Task, TaskPage, TaskRow, ValidPatch, ValidTask, not_found, task_columns};
+use super::{
+    Bind, JoinedTags, ListSql, PageJson, PageWriter, Task, TaskPage, TaskRef, TaskRow, ValidPatch, ValidTask,
+    not_found, parse_stored_priority, task_columns,
+};
+use crate::db::Timestamp;
 use crate::{
     db::sqlite::Sqlite,
     error::{ApiResult, account_gone},
@@ -30,8 +34,18 @@ fn task_row(row: &Row<'_>) -> rusqlite::Result<TaskRow> {
         completed_at: row.get(5)?,
         created_at: row.get(6)?,
         updated_at: row.get(7)?,
-        tags: split_tags(row.get_ref(8)?.as_str()?),
+        tags: split_tags(text(row, 8)?),
     })
+}
+
+/// Column `index`'s text, borrowed from the row.
+fn text<'r>(row: &'r Row<'_>, index: usize) -> rusqlite::Result<&'r str> {
+    Ok(row.get_ref(index)?.as_str()?)
+}
+
+/// Column `index`'s text or NULL, borrowed from the row.
+fn optional_text<'r>(row: &'r Row<'_>, index: usize) -> rusqlite::Result<Option<&'r str>> {
+    Ok(row.get_ref(index)?.as_str_or_null()?)
 }
 
 /// The tags column: comma-joined (tags cannot contain commas, nor be empty), `''` for none.
@@ -170,4 +184,39 @@ pub(super) fn list(db: &Sqlite, sql: &ListSql) -> ApiResult<TaskPage> {
         .map(TaskRow::into_task)
         .collect::<ApiResult<Vec<_>>>()?;
     Ok(TaskPage { items, total })
+}
+
+/// A list page serialized as its rows are read (see [`super::list_json`]); `true` when the page
+/// is empty.
+pub(super) fn list_json(db: &Sqlite, sql: &ListSql, limit: u32) -> ApiResult<(PageJson, bool)> {
+    db.read(|conn| {
+        let mut select = conn.prepare_cached(&sql.page.text)?;
+        let mut rows = select.query(params_from_iter(&sql.page.binds))?;
+        let mut page = PageWriter::new(limit);
+        let mut total = 0;
+        while let Some(row) = rows.next()? {
+            total = row.get(9)?;
+            let completed_at: Option<i64> = row.get(5)?;
+            page.push(&TaskRef {
+                id: row.get(0)?,
+                title: text(row, 1)?,
+                description: optional_text(row, 2)?,
+                completed: completed_at.is_some(),
+                priority: parse_stored_priority(text(row, 3)?)?,
+                due_date: optional_text(row, 4)?,
+                tags: JoinedTags(text(row, 8)?),
+                created_at: Timestamp(row.get(6)?),
+                updated_at: Timestamp(row.get(7)?),
+            })?;
+        }
+        drop(rows);
+        let empty = page.items == 0;
+        if empty && sql.offset > 0 {
+            // Past the last page: no row carries the total, so count alone.
+            total = conn
+                .prepare_cached(&sql.count.text)?
+                .query_row(params_from_iter(&sql.count.binds), |row| row.get(0))?;
+        }
+        Ok((page.finish(total), empty))
+    })
 }
