@@ -1,7 +1,8 @@
 //! Passwords (argon2id) and login tokens (JWT, HS256), and the extractor that authenticates a request.
 
 use std::{
-    sync::{Arc, OnceLock},
+    collections::HashMap,
+    sync::{Arc, Mutex, OnceLock},
     time::Duration,
 };
 
@@ -89,12 +90,22 @@ struct Claims {
     jti: String,
 }
 
+/// Seconds a token is still accepted after its expiry (clock skew between replicas).
+const LEEWAY_SECS: u64 = 5;
+/// Verified tokens remembered at most; when full, the memory starts afresh.
+const VERIFIED_KEPT: usize = 1024;
+
 /// Signs and checks login tokens.
 #[derive(Clone)]
 pub struct Tokens {
     encoding: Arc<EncodingKey>,
     decoding: Arc<DecodingKey>,
     ttl: Duration,
+    /// Tokens whose signature checked out, by their whole text: a client sends the same token
+    /// with every request, and decoding and checking it again (base64, JSON, HMAC) was ~4% of a
+    /// list request's CPU time (perf). A hit is the very bytes verified before; its expiry is
+    /// still checked at every use, and whether it was logged out is the database's to say.
+    verified: Arc<Mutex<HashMap<Box<str>, VerifiedToken>>>,
 }
 
 impl Tokens {
@@ -104,6 +115,7 @@ impl Tokens {
             encoding: Arc::new(EncodingKey::from_secret(secret)),
             decoding: Arc::new(DecodingKey::from_secret(secret)),
             ttl,
+            verified: Arc::default(),
         }
     }
 
@@ -122,8 +134,30 @@ impl Tokens {
     /// The user and token id of a valid, unexpired token. Tokens without an id (issued before
     /// logout could revoke them) are refused: they could never be revoked.
     pub fn verify(&self, token: &str) -> Option<VerifiedToken> {
+        self.verify_at(token, unix_seconds())
+    }
+
+    fn verify_at(&self, token: &str, now: u64) -> Option<VerifiedToken> {
+        let unexpired = |verified: &VerifiedToken| verified.expires_at.saturating_add(LEEWAY_SECS) >= now;
+        let known = lock(&self.verified).get(token).cloned();
+        if let Some(verified) = known {
+            return unexpired(&verified).then_some(verified);
+        }
+        let verified = self.decode(token)?;
+        if !unexpired(&verified) {
+            return None;
+        }
+        let mut kept = lock(&self.verified);
+        if kept.len() >= VERIFIED_KEPT {
+            kept.clear();
+        }
+        kept.insert(token.into(), verified.clone());
+        Some(verified)
+    }
+
+    fn decode(&self, token: &str) -> Option<VerifiedToken> {
         let mut validation = Validation::new(Algorithm::HS256);
-        validation.leeway = 5;
+        validation.leeway = LEEWAY_SECS;
         validation.set_required_spec_claims(&["exp", "sub", "jti"]);
         let claims = jsonwebtoken::decode::<Claims>(token, &self.decoding, &validation)
             .ok()?
@@ -135,6 +169,11 @@ impl Tokens {
             expires_at: claims.exp,
         })
     }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A map between statements is never half-changed: a poisoned lock is still usable.
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 fn unix_seconds() -> u64 {
@@ -234,5 +273,37 @@ mod tests {
         );
         assert_eq!(Tokens::new(&[8; 32], Duration::from_secs(60)).verify(&token), None);
         assert_eq!(tokens.verify("not-a-token"), None);
+    }
+
+    #[test]
+    fn remembered_tokens_still_expire_and_only_the_same_bytes_are_remembered() {
+        let tokens = Tokens::new(&[7; 32], Duration::from_secs(60));
+        let token = tokens.issue(42).unwrap();
+        let now = unix_seconds();
+        let first = tokens.verify_at(&token, now).unwrap();
+        assert_eq!(tokens.verify_at(&token, now), Some(first.clone()), "remembered");
+        assert_eq!(lock(&tokens.verified).len(), 1);
+        let expiry = first.expires_at;
+        assert!(
+            tokens.verify_at(&token, expiry + LEEWAY_SECS).is_some(),
+            "within the leeway"
+        );
+        assert_eq!(
+            tokens.verify_at(&token, expiry + LEEWAY_SECS + 1),
+            None,
+            "expired, though remembered"
+        );
+        // A token with its signature changed is checked afresh, and refused.
+        let mut forged = token.clone().into_bytes();
+        let inside_signature = forged.len() - 10;
+        forged[inside_signature] = if forged[inside_signature] == b'A' { b'B' } else { b'A' };
+        let forged = String::from_utf8(forged).unwrap();
+        assert_eq!(tokens.verify_at(&forged, now), None);
+        // Full: the memory starts afresh rather than growing.
+        for user in 0..VERIFIED_KEPT as i64 {
+            tokens.verify_at(&tokens.issue(user).unwrap(), now).unwrap();
+        }
+        assert!(lock(&tokens.verified).len() <= VERIFIED_KEPT);
+        assert_eq!(tokens.verify_at(&token, now), Some(first));
     }
 }
