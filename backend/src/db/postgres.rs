@@ -212,14 +212,15 @@ impl Postgres {
     }
 }
 
-/// The batching task: takes a free slot, waits for a create, takes every create queued behind it
-/// and runs them as one batch; ends when every handle is gone.
+/// The batching task: waits for a create, then for a free slot, takes every create queued by then
+/// and runs them as one batch; ends when every handle is gone. It holds no slot while idle, so a
+/// hold can take them all at any time.
 async fn run_batches(pool: PgPool, shared: Arc<BatchState>, mut inbox: mpsc::UnboundedReceiver<CreateJob>) {
     loop {
+        let Some(first) = inbox.recv().await else { return };
         let Ok(slot) = shared.slots.clone().acquire_owned().await else {
             return;
         };
-        let Some(first) = inbox.recv().await else { return };
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
             match inbox.try_recv() {
