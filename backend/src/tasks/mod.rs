@@ -1,5 +1,6 @@
 //! Tasks: the JSON shapes, their validation, and the queries (each scoped to one user).
 
+mod page;
 pub(crate) mod postgres;
 mod sqlite;
 
@@ -28,6 +29,8 @@ pub const MAX_LIMIT: u32 = 100;
 /// and a longer pattern only makes SQLite's LIKE slower (at ~50,000 it refuses outright).
 pub const MAX_QUERY_CHARS: usize = 200;
 
+pub use self::page::PageJson;
+use self::page::PageWriter;
 pub use todo_service::wire::Priority;
 
 /// Reads a priority as the database stores it (its wire value).
@@ -196,85 +199,6 @@ pub struct TaskPage {
     pub items: Vec<Task>,
     /// How many tasks match the filters, over all pages.
     pub total: i64,
-}
-
-/// A [`TaskPage`] already serialized, as `GET /tasks` answers it.
-#[derive(Debug)]
-pub struct PageJson(pub Vec<u8>);
-
-impl axum::response::IntoResponse for PageJson {
-    fn into_response(self) -> axum::response::Response {
-        (
-            [(
-                axum::http::header::CONTENT_TYPE,
-                axum::http::HeaderValue::from_static("application/json"),
-            )],
-            self.0,
-        )
-            .into_response()
-    }
-}
-
-/// Bytes a serialized task usually takes, to size a page's buffer once (growing it from
-/// nothing copied each page several times).
-const TASK_JSON_BYTES: usize = 256;
-
-/// Writes a page's JSON (`{"items":[...],"total":n}`) into one buffer, task by task, as each is
-/// read: SQLite's rows serialize from the row's own text ([`TaskRef`]), with no `Task` between.
-struct PageWriter {
-    json: Vec<u8>,
-    items: usize,
-}
-
-impl PageWriter {
-    fn new(limit: u32) -> Self {
-        let mut json = Vec::with_capacity(32 + TASK_JSON_BYTES * limit as usize);
-        json.extend_from_slice(b"{\"items\":[");
-        Self { json, items: 0 }
-    }
-
-    fn push(&mut self, task: &impl Serialize) -> ApiResult<()> {
-        if self.items > 0 {
-            self.json.push(b',');
-        }
-        serde_json::to_writer(&mut self.json, task).map_err(|err| ApiError::Internal(err.into()))?;
-        self.items += 1;
-        Ok(())
-    }
-
-    fn finish(mut self, total: i64) -> PageJson {
-        self.json.extend_from_slice(b"],\"total\":");
-        self.json.extend_from_slice(total.to_string().as_bytes());
-        self.json.push(b'}');
-        PageJson(self.json)
-    }
-}
-
-/// A stored task serialized exactly as [`Task`], from borrowed text (the tags as their stored
-/// comma-joined column). A test holds the two to the same bytes.
-#[derive(Serialize)]
-pub(crate) struct TaskRef<'a> {
-    id: i64,
-    title: &'a str,
-    description: Option<&'a str>,
-    completed: bool,
-    priority: Priority,
-    due_date: Option<&'a str>,
-    tags: JoinedTags<'a>,
-    created_at: Timestamp,
-    updated_at: Timestamp,
-}
-
-/// Comma-joined tags, serialized as the list they are.
-struct JoinedTags<'a>(&'a str);
-
-impl Serialize for JoinedTags<'_> {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        if self.0.is_empty() {
-            return serializer.collect_seq(std::iter::empty::<&str>());
-        }
-        serializer.collect_seq(self.0.split(','))
-    }
 }
 
 fn check_title(raw: &str) -> ApiResult<String> {
@@ -862,62 +786,6 @@ mod tests {
         assert!(check_tags(vec!["x".repeat(33)]).is_err());
         assert!(check_tags((0..11).map(|i| i.to_string()).collect()).is_err());
         assert!(check_tags(vec!["a,b".into()]).is_err());
-    }
-
-    #[test]
-    fn pages_written_from_borrowed_rows_are_the_bytes_serde_writes_for_task_pages() {
-        let tasks = [
-            Task {
-                id: 7,
-                title: "quote \" backslash \\ é 😀".to_owned(),
-                description: Some("two\nlines\tand a tab".to_owned()),
-                completed: true,
-                priority: Priority::High,
-                due_date: Some("2030-12-31".to_owned()),
-                tags: vec!["b".to_owned(), "a b".to_owned(), "ü".to_owned()],
-                created_at: Timestamp(1_700_000_000_123),
-                updated_at: Timestamp(i64::MAX),
-            },
-            Task {
-                id: 8,
-                title: "bare".to_owned(),
-                description: None,
-                completed: false,
-                priority: Priority::Low,
-                due_date: None,
-                tags: Vec::new(),
-                created_at: Timestamp(0),
-                updated_at: Timestamp(-1),
-            },
-        ];
-        let joined: Vec<String> = tasks.iter().map(|t| t.tags.join(",")).collect();
-        let mut writer = PageWriter::new(20);
-        for (task, tags) in tasks.iter().zip(&joined) {
-            writer
-                .push(&TaskRef {
-                    id: task.id,
-                    title: &task.title,
-                    description: task.description.as_deref(),
-                    completed: task.completed,
-                    priority: task.priority,
-                    due_date: task.due_date.as_deref(),
-                    tags: JoinedTags(tags),
-                    created_at: task.created_at,
-                    updated_at: task.updated_at,
-                })
-                .unwrap();
-        }
-        let written = writer.finish(102).0;
-        let expected = serde_json::to_vec(&TaskPage {
-            items: tasks.to_vec(),
-            total: 102,
-        })
-        .unwrap();
-        assert_eq!(
-            String::from_utf8(written).unwrap(),
-            String::from_utf8(expected).unwrap()
-        );
-        assert_eq!(PageWriter::new(1).finish(0).0, br#"{"items":[],"total":0}"#);
     }
 
     #[test]

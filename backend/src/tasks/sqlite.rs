@@ -4,8 +4,9 @@
 use rusqlite::{Connection, Row, ToSql, params, params_from_iter, types::ToSqlOutput};
 
 use super::{
-    Bind, JoinedTags, ListSql, PageJson, PageWriter, Task, TaskPage, TaskRef, TaskRow, ValidPatch, ValidTask,
-    not_found, parse_stored_priority, task_columns,
+    Bind, ListSql, PageJson, PageWriter, Task, TaskPage, TaskRow, ValidPatch, ValidTask, not_found,
+    page::{JoinedTags, TaskRef},
+    parse_stored_priority, task_columns,
 };
 use crate::db::Timestamp;
 use crate::{
