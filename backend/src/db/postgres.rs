@@ -5,7 +5,8 @@
 //! Creating a task is the busiest write. Each one alone is a statement and a commit (a WAL flush)
 //! of its own; instead, a create joins a queue, and one task takes everything queued into a
 //! single statement and commit (at most [`BATCHES_IN_FLIGHT`] at a time, so while those run, the
-//! next batch gathers). Nothing waits for company: a lone create goes out at once. Each create is
+//! next batch gathers). Nothing waits for company: a create that finds no other waiting and a
+//! slot free runs at once, where it is. Each create is
 //! answered only after its batch's commit returned (`synchronous_commit` as the server has it).
 
 use std::{
@@ -99,6 +100,13 @@ struct BatchState {
     writes: AtomicU64,
 }
 
+impl BatchState {
+    fn record(&self, statements: u64, writes: u64) {
+        self.batches.fetch_add(statements, Ordering::SeqCst);
+        self.writes.fetch_add(writes, Ordering::SeqCst);
+    }
+}
+
 impl Default for BatchState {
     fn default() -> Self {
         Self {
@@ -159,6 +167,22 @@ impl Postgres {
         let returned = queue.send(job).err()?;
         shared.queued.fetch_sub(1, Ordering::SeqCst);
         Some(returned.0)
+    }
+
+    /// A batch slot, when one is free and no create is waiting: a create can then run at once
+    /// where it is, as a batch of its own, with no hop through the queue's task (under load the
+    /// queue is rarely empty, and creates batch).
+    pub(crate) fn idle_slot(&self) -> Option<OwnedSemaphorePermit> {
+        let shared = &self.creates.shared;
+        if shared.queued.load(Ordering::SeqCst) > 0 {
+            return None;
+        }
+        shared.slots.clone().try_acquire_owned().ok()
+    }
+
+    /// Counts a batch run outside the queue's task (see [`Postgres::idle_slot`]).
+    pub(crate) fn record_batch(&self, statements: u64, writes: u64) {
+        self.creates.shared.record(statements, writes);
     }
 
     /// Creates queue up without being run until the returned hold is dropped, and then go out
@@ -233,8 +257,7 @@ async fn run_batches(pool: PgPool, shared: Arc<BatchState>, mut inbox: mpsc::Unb
         tokio::spawn(async move {
             let writes = batch.len() as u64;
             let statements = crate::tasks::postgres::create_batch(&pool, batch).await;
-            shared.batches.fetch_add(statements, Ordering::SeqCst);
-            shared.writes.fetch_add(writes, Ordering::SeqCst);
+            shared.record(statements, writes);
             drop(slot);
         });
     }

@@ -64,6 +64,11 @@ pub(super) async fn create(
         new,
         answer,
     };
+    if let Some(_slot) = db.idle_slot() {
+        let created = create_one(db.pool(), &job).await;
+        db.record_batch(u64::from(created.is_ok()), 1);
+        return created;
+    }
     if let Some(job) = db.queue_create(job) {
         return create_one(db.pool(), &job).await;
     }

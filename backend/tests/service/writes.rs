@@ -226,8 +226,14 @@ async fn postgres_a_batch_whose_statement_fails_runs_each_create_alone() {
         .await
         .unwrap();
     let (token, _) = app.register("poison").await;
-    // A create before the hold: the queue's task is running, and a hold still takes every slot.
-    app.create_task(&token, json!({"title": "before"})).await;
+    // A create through the queue first (held, so it cannot run at once on its own): the queue's
+    // task is then running, and the hold below must still get every slot.
+    let first = app.db.hold_writes().await;
+    let release = async {
+        until_queued(&app, 1).await;
+        drop(first);
+    };
+    tokio::join!(app.create_task(&token, json!({"title": "before"})), release);
     let before = app.db.write_batches();
     let hold = tokio::time::timeout(Duration::from_secs(10), app.db.hold_writes())
         .await
