@@ -122,6 +122,9 @@ impl From<sqlx::Error> for ApiError {
     /// is a 500.
     fn from(err: sqlx::Error) -> Self {
         if is_unavailable(&err) {
+            if cuts_the_connection(&err) {
+                crate::db::postgres::note_connection_cut();
+            }
             tracing::warn!(error = %err, "database unavailable");
             return database_unavailable();
         }
@@ -159,6 +162,16 @@ fn is_unavailable(err: &sqlx::Error) -> bool {
             code.starts_with("08") || matches!(code.as_ref(), "57P01" | "57P02" | "57P03" | "53300" | "55000" | "57014")
         }),
         _ => false,
+    }
+}
+
+/// Whether an unavailable answer means connections were cut (not a full pool or a statement over
+/// its time limit, which leave them sound).
+fn cuts_the_connection(err: &sqlx::Error) -> bool {
+    match err {
+        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed => false,
+        sqlx::Error::Database(db) => db.code().is_none_or(|code| code != "57014" && code != "53300"),
+        _ => true,
     }
 }
 

@@ -5,12 +5,15 @@
 //!   connections; every write goes to one writer thread, which commits the writes waiting in its
 //!   queue together in one transaction (one fsync for the batch, `synchronous=FULL` kept) and
 //!   only then answers each of them.
-//! - PostgreSQL ([`postgres`]): a sqlx `PgPool`. Task creations made at the same time go to the
-//!   server together, as one statement and one commit, each answered after that commit.
+//! - PostgreSQL ([`postgres`]): a sqlx `PgPool`, and beside it half the connections for list
+//!   pages ([`pg_readers`]), given back without the pool's round trip per release. Task creations
+//!   made at the same time go to the server together, as one statement and one commit, each
+//!   answered after that commit.
 //!
 //! Both have the same schema shapes (integer timestamps in milliseconds, no boolean columns), so
 //! the queries differ only where the engines' SQL does (placeholders, tag aggregation).
 
+pub mod pg_readers;
 pub mod postgres;
 pub mod sqlite;
 

@@ -1,6 +1,7 @@
 //! PostgreSQL through sqlx's native driver: a `PgPool` whose connections prepare each statement
-//! once and keep it (sqlx's per-connection statement cache), the migrations, and the queue that
-//! sends concurrent task creations to the server together.
+//! once and keep it (sqlx's per-connection statement cache), list readers beside it (half the
+//! connections, see [`super::pg_readers`]), the migrations, and the queue that sends concurrent
+//! task creations to the server together.
 //!
 //! Creating a task is the busiest write. Each one alone is a statement and a commit (a WAL flush)
 //! of its own; instead, a create joins a queue, and one task takes everything queued into a
@@ -16,7 +17,7 @@ use std::{
         Arc, OnceLock,
         atomic::{AtomicU64, AtomicUsize, Ordering},
     },
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use anyhow::Context;
@@ -28,7 +29,7 @@ use sqlx::{
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 
-use super::sqlite::BatchCounts;
+use super::{pg_readers::Readers, sqlite::BatchCounts};
 use crate::{config::redact_url, tasks::postgres::CreateJob};
 
 /// Statements kept prepared per connection: every shape of the list query fits.
@@ -38,6 +39,38 @@ const STATEMENT_CACHE: usize = 256;
 /// every acquire: a round trip per request that cost a list request a quarter of the backend's
 /// CPU time (perf, 20-row page) and the server as much again.
 const PING_WHEN_IDLE_FOR: Duration = Duration::from_secs(1);
+/// When a query last found its connection cut (see [`note_connection_cut`]): milliseconds since
+/// [`clock`]'s start, 0 for never. One per process: a cut seen on one database only costs the
+/// others' connections a ping each.
+static CUT_AT: AtomicU64 = AtomicU64::new(0);
+
+/// Milliseconds since the first call, never 0.
+fn clock() -> u64 {
+    static START: OnceLock<Instant> = OnceLock::new();
+    u64::try_from(START.get_or_init(Instant::now).elapsed().as_millis()).unwrap_or(u64::MAX) + 1
+}
+
+/// Records that a query found its connection cut (a restart, a failover, a database closed to
+/// connections): the server has most likely cut the idle ones too, so each connection idle since
+/// then is pinged before its next use (and replaced if that fails), however short its idleness.
+pub fn note_connection_cut() {
+    CUT_AT.store(clock(), Ordering::Relaxed);
+}
+
+/// Whether a connection idle for `idle_for` is pinged before use: idle for long, or idle since a
+/// query found its connection cut.
+pub(super) fn needs_ping(idle_for: Duration) -> bool {
+    if idle_for > PING_WHEN_IDLE_FOR {
+        return true;
+    }
+    let cut_at = CUT_AT.load(Ordering::Relaxed);
+    let idle_ms = u64::try_from(idle_for.as_millis()).unwrap_or(u64::MAX);
+    // One millisecond more, as both clocks round down.
+    cut_at != 0 && clock().saturating_sub(cut_at) <= idle_ms.saturating_add(1)
+}
+
+/// How long a request waits for a connection before it gets a 503.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
 /// Batches of creates running at once; while they run, the next one gathers.
 pub const BATCHES_IN_FLIGHT: u32 = 2;
 /// Most creates in one batch (one statement).
@@ -81,6 +114,9 @@ fn migrator() -> Migrator {
 #[derive(Clone, Debug)]
 pub struct Postgres {
     pool: PgPool,
+    /// Half the connections, for list pages (see [`super::pg_readers`]); none when there is
+    /// only one connection.
+    readers: Option<Arc<Readers>>,
     creates: Arc<Creates>,
 }
 
@@ -134,13 +170,16 @@ impl Postgres {
             .with_context(|| format!("DATABASE_URL {} is not a valid PostgreSQL URL", redact_url(url)))?
             .statement_cache_capacity(STATEMENT_CACHE)
             .options([("statement_timeout", statement_timeout.as_millis().to_string())]);
+        // The connections are shared out: half read list pages, the rest do everything else.
+        let readers = max_connections / 2;
+        let readers = (readers > 0).then(|| Arc::new(Readers::new(options.clone(), readers, ACQUIRE_TIMEOUT)));
         let pool = PgPoolOptions::new()
-            .max_connections(max_connections)
-            .acquire_timeout(Duration::from_secs(3))
+            .max_connections(max_connections - max_connections / 2)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
             .test_before_acquire(false)
             .before_acquire(|conn, meta| {
                 Box::pin(async move {
-                    if meta.idle_for > PING_WHEN_IDLE_FOR {
+                    if needs_ping(meta.idle_for) {
                         conn.ping().await?;
                     }
                     Ok(true)
@@ -149,6 +188,7 @@ impl Postgres {
             .connect_lazy_with(options);
         Ok(Self {
             pool,
+            readers,
             creates: Arc::default(),
         })
     }
@@ -230,8 +270,17 @@ impl Postgres {
         &self.pool
     }
 
+    /// The connections that read list pages (see [`super::pg_readers`]); none when there is
+    /// only one connection in all.
+    pub fn readers(&self) -> Option<&Readers> {
+        self.readers.as_deref()
+    }
+
     /// Closes every connection.
     pub async fn close(&self) {
+        if let Some(readers) = &self.readers {
+            readers.close().await;
+        }
         self.pool.close().await;
     }
 }
@@ -296,6 +345,19 @@ mod tests {
             let drop = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
             conn.execute(sqlx::AssertSqlSafe(drop)).await.unwrap();
         }
+    }
+
+    #[test]
+    fn connections_idle_since_a_cut_or_for_long_are_pinged_and_the_others_not() {
+        assert!(!needs_ping(Duration::from_millis(500)));
+        assert!(needs_ping(PING_WHEN_IDLE_FOR + Duration::from_millis(1)));
+        note_connection_cut();
+        // Idle since before the cut: maybe cut too.
+        assert!(needs_ping(Duration::from_millis(500)));
+        std::thread::sleep(Duration::from_millis(50));
+        // Given back after the cut (it worked since): not pinged.
+        assert!(!needs_ping(Duration::from_millis(10)));
+        assert!(needs_ping(Duration::from_millis(60)));
     }
 
     #[tokio::test]

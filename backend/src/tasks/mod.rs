@@ -608,22 +608,18 @@ pub async fn list(db: &Db, owner: Owner<'_>, query: ListQuery) -> ApiResult<Task
     Ok(page)
 }
 
-/// [`list`], serialized: on SQLite straight from the rows as they are read.
+/// [`list`], serialized straight from the rows as they are read (no [`Task`] between).
 pub async fn list_json(db: &Db, owner: Owner<'_>, query: ListQuery) -> ApiResult<PageJson> {
-    let Db::Sqlite(sqlite) = db else {
-        let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
-        let page = list(db, owner, query).await?;
-        let mut writer = PageWriter::new(limit.min(MAX_LIMIT));
-        for task in &page.items {
-            writer.push(task)?;
-        }
-        return Ok(writer.finish(page.total));
-    };
     let limit = match check_list_query(&query) {
         Ok(limit) => limit,
         Err(err) => return Err(owner.refuse(db, err).await),
     };
-    let (json, empty) = sqlite::list_json(sqlite, &list_sql(Placeholders::Sqlite, owner, limit, &query), limit)?;
+    let (json, empty) = match db {
+        Db::Sqlite(sqlite) => sqlite::list_json(sqlite, &list_sql(Placeholders::Sqlite, owner, limit, &query), limit)?,
+        Db::Postgres(postgres) => {
+            postgres::list_json(postgres, &list_sql(Placeholders::Postgres, owner, limit, &query), limit).await?
+        }
+    };
     if empty {
         owner.require_live(db).await?;
     }

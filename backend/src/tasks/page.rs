@@ -61,17 +61,18 @@ impl PageWriter {
     }
 }
 
-/// A stored task serialized exactly as [`Task`](super::Task), from borrowed text (the tags as their stored
-/// comma-joined column). A test holds the two to the same bytes.
+/// A stored task serialized exactly as [`Task`](super::Task), from borrowed text (on SQLite the
+/// tags as their stored comma-joined column, on PostgreSQL as the array). A test holds the two to
+/// the same bytes.
 #[derive(Serialize)]
-pub(crate) struct TaskRef<'a> {
+pub(crate) struct TaskRef<'a, Tags: Serialize = JoinedTags<'a>> {
     pub(crate) id: i64,
     pub(crate) title: &'a str,
     pub(crate) description: Option<&'a str>,
     pub(crate) completed: bool,
     pub(crate) priority: Priority,
     pub(crate) due_date: Option<&'a str>,
-    pub(crate) tags: JoinedTags<'a>,
+    pub(crate) tags: Tags,
     pub(crate) created_at: Timestamp,
     pub(crate) updated_at: Timestamp,
 }

@@ -6,9 +6,12 @@
 use sqlx::{PgPool, Postgres as Pg, Row, postgres::PgRow, query::Query};
 use tokio::sync::oneshot;
 
-use super::{Bind, ListSql, Sql, Task, TaskPage, TaskRow, ValidPatch, ValidTask, not_found, task_columns};
+use super::{
+    Bind, ListSql, PageJson, PageWriter, Sql, Task, TaskPage, TaskRow, ValidPatch, ValidTask, not_found, page::TaskRef,
+    parse_stored_priority, task_columns,
+};
 use crate::{
-    db::postgres::Postgres,
+    db::{Timestamp, postgres::Postgres},
     error::{ApiError, ApiResult, account_gone},
 };
 
@@ -273,7 +276,7 @@ pub(super) async fn delete(db: &Postgres, user_id: i64, id: i64) -> ApiResult<()
 }
 
 pub(super) async fn list(db: &Postgres, sql: &ListSql) -> ApiResult<TaskPage> {
-    let rows = sql.page.query().fetch_all(db.pool()).await?;
+    let rows = page_rows(db, sql).await?;
     let mut total = 0;
     let mut items = Vec::with_capacity(rows.len());
     for row in &rows {
@@ -281,8 +284,54 @@ pub(super) async fn list(db: &Postgres, sql: &ListSql) -> ApiResult<TaskPage> {
         items.push(task_row(row)?.into_task()?);
     }
     if rows.is_empty() && sql.offset > 0 {
-        // Past the last page: no row carries the total, so count alone.
-        total = sql.count.query().fetch_one(db.pool()).await?.try_get(0)?;
+        total = count_alone(db, sql).await?;
     }
     Ok(TaskPage { items, total })
+}
+
+/// A list page serialized from the rows' own text (see [`super::list_json`]), with no `Task` or
+/// `String` per column between; `true` when the page is empty.
+pub(super) async fn list_json(db: &Postgres, sql: &ListSql, limit: u32) -> ApiResult<(PageJson, bool)> {
+    let rows = page_rows(db, sql).await?;
+    let mut page = PageWriter::new(limit);
+    let mut total = 0;
+    for row in &rows {
+        total = row.try_get(9)?;
+        let completed_at: Option<i64> = row.try_get(5)?;
+        let tags: Vec<String> = row.try_get(8)?;
+        page.push(&TaskRef {
+            id: row.try_get(0)?,
+            title: row.try_get(1)?,
+            description: row.try_get(2)?,
+            completed: completed_at.is_some(),
+            priority: parse_stored_priority(row.try_get(3)?)?,
+            due_date: row.try_get(4)?,
+            tags,
+            created_at: Timestamp(row.try_get(6)?),
+            updated_at: Timestamp(row.try_get(7)?),
+        })?;
+    }
+    let empty = rows.is_empty();
+    if empty && sql.offset > 0 {
+        total = count_alone(db, sql).await?;
+    }
+    Ok((page.finish(total), empty))
+}
+
+/// The page's rows (each with the total in its last column), read on one of the list readers
+/// (see [`crate::db::pg_readers`]) when there are any.
+async fn page_rows(db: &Postgres, sql: &ListSql) -> ApiResult<Vec<PgRow>> {
+    let Some(readers) = db.readers() else {
+        return Ok(sql.page.query().fetch_all(db.pool()).await?);
+    };
+    let mut reader = readers.get().await?;
+    let rows = sql.page.query().fetch_all(reader.conn()).await?;
+    // Only a query that ran to the end gives its connection back.
+    reader.done();
+    Ok(rows)
+}
+
+/// Past the last page: no row carries the total, so it is counted alone.
+async fn count_alone(db: &Postgres, sql: &ListSql) -> ApiResult<i64> {
+    Ok(sql.count.query().fetch_one(db.pool()).await?.try_get(0)?)
 }
