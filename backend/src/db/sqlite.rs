@@ -39,6 +39,16 @@ const MAX_IDLE_READERS: usize = 8;
 /// Prepared statements kept per connection (every shape of the list query fits).
 const STATEMENT_CACHE: usize = 128;
 
+/// The VFS of database files opened for writing: SQLite's unix VFS, except that the process's
+/// first connection locks the file for the whole process (the lock goes when the process ends,
+/// however it ends) and the WAL index lives in the process's memory instead of a `-shm` file.
+/// Each read transaction then starts without a system call: with the `-shm` file, the `fcntl`
+/// locks on it cost a list request 7% of its throughput (measured, 2 cores, 16 connections:
+/// 20,500 against 22,300 req/s). The price is that no other process opens the file while the
+/// backend runs — which also keeps a second backend on the same volume from writing beside the
+/// writer thread. `?mode=ro` opens without it.
+const OWNER_VFS: &std::ffi::CStr = c"unix-excl";
+
 /// The migrations, in order: (version, SQL). `PRAGMA user_version` records the last applied.
 const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../../migrations/sqlite/0001_init.sql")),
@@ -203,7 +213,20 @@ impl Sqlite {
     }
 
     fn start_writer(&self) -> anyhow::Result<()> {
-        let conn = self.open(true).context("opening the SQLite database for writing")?;
+        let conn = match self.open(true) {
+            Ok(conn) => conn,
+            Err(err) if err.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy) => {
+                let file = match &self.target {
+                    Target::File { path, .. } => path.display().to_string(),
+                    Target::Memory => ":memory:".to_owned(),
+                };
+                bail!(
+                    "the SQLite file {file} is in use by another process (another backend on the same file?): \
+                     one process owns it at a time; this one waits for that one to stop"
+                );
+            }
+            Err(err) => return Err(anyhow::Error::new(err).context("opening the SQLite database for writing")),
+        };
         migrate(&conn)?;
         let conn = Arc::new(Mutex::new(conn));
         let (queue, inbox) = mpsc::channel();
@@ -234,7 +257,13 @@ impl Sqlite {
     fn open(&self, writer: bool) -> rusqlite::Result<Connection> {
         let conn = match &self.target {
             Target::Memory => Connection::open_in_memory()?,
-            Target::File { path, .. } => Connection::open_with_flags(path, self.target.flags(writer))?,
+            Target::File {
+                path,
+                mode: Mode::ReadOnly,
+            } => Connection::open_with_flags(path, self.target.flags(writer))?,
+            Target::File { path, .. } => {
+                Connection::open_with_flags_and_vfs(path, self.target.flags(writer), OWNER_VFS)?
+            }
         };
         conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         // Plans that do not depend on bound values. Without this, binding a value that the plan

@@ -34,6 +34,13 @@ impl Server {
     }
 
     fn start_url(database_url: &str, env: &[(&str, &str)]) -> Self {
+        let server = Self::spawn_url(database_url, env);
+        server.wait_until(Duration::from_secs(20), || get(&server.url("/ready")).0 == 200);
+        server
+    }
+
+    /// Started and listening, not necessarily ready.
+    fn spawn_url(database_url: &str, env: &[(&str, &str)]) -> Self {
         let mut command = Command::new(BIN);
         command
             .env_clear()
@@ -64,14 +71,12 @@ impl Server {
         let port = port_rx
             .recv_timeout(Duration::from_secs(20))
             .unwrap_or_else(|_| panic!("no 'listening on' line; logs:\n{}", logs.lock().unwrap()));
-        let server = Self {
+        Self {
             child,
             base: format!("http://127.0.0.1:{port}"),
             port,
             logs,
-        };
-        server.wait_until(Duration::from_secs(20), || get(&server.url("/ready")).0 == 200);
-        server
+        }
     }
 
     fn url(&self, path: &str) -> String {
@@ -351,6 +356,46 @@ fn stored_titles(server: &Server, token: &str) -> std::collections::BTreeMap<i64
         }
     }
     unreachable!()
+}
+
+/// The backend owns its SQLite file: a second backend on the same file does not write beside the
+/// first (its /ready says why) and takes over once the first is gone, with what the first wrote.
+#[test]
+fn a_second_backend_on_the_same_sqlite_file_waits_for_the_first_to_stop() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("owned.db");
+    let first = Server::start(&file, &[]);
+    let token = first.register();
+    let (status, body) = send(
+        first.port,
+        "POST",
+        "/api/v1/tasks",
+        Some(&token),
+        &json!({"title": "written by the first"}),
+    );
+    assert_eq!(status, 201, "{body}");
+
+    let second = Server::spawn_url(&format!("sqlite://{}", file.display()), &[]);
+    let url = second.url("/ready");
+    // The log says why (/ready gives only a fixed reason: anyone may read it).
+    let why = format!("the SQLite file {} is in use by another process", file.display());
+    second.wait_until(Duration::from_secs(20), || second.logs().contains(&why));
+    let (status, body) = get(&url);
+    assert_eq!(status, 503, "{body}");
+    assert!(
+        body["reason"]
+            .as_str()
+            .unwrap()
+            .contains("cannot connect or migrate yet"),
+        "{body}"
+    );
+    // Still the first's: it keeps serving.
+    assert_eq!(stored_titles(&first, &token).len(), 1);
+
+    drop(first);
+    second.wait_until(Duration::from_secs(30), || get(&url).0 == 200);
+    let titles: Vec<String> = stored_titles(&second, &token).into_values().collect();
+    assert_eq!(titles, ["written by the first"]);
 }
 
 /// Kills the backend with SIGKILL while clients are writing, again and again, and checks after
