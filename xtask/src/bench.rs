@@ -220,20 +220,6 @@ fn fresh_postgres_database(sh: &Shell, server_url: &str) -> anyhow::Result<Strin
     database_url(server_url, BENCH_DATABASE)
 }
 
-/// Gives PostgreSQL's planner statistics of the seeded tables. A server with autovacuum on (the
-/// default) gathers them within a minute of the seed; without them the planner guesses the user
-/// has a couple of tasks and reads and sorts all of them for each page instead of walking the
-/// index for twenty (measured: 0.11 ms against 0.04 ms per query), which a deployed database
-/// does only in its first minute. Some servers (this project's CI machines among them) run with
-/// autovacuum off.
-fn analyze_postgres(sh: &Shell, database_url: &str) -> anyhow::Result<()> {
-    // Quiet: the URL may hold a password.
-    cmd!(sh, "psql {database_url} -v ON_ERROR_STOP=1 -q -c ANALYZE")
-        .quiet()
-        .run()
-        .context("analyzing the benchmark's PostgreSQL database")
-}
-
 /// The URL of another database on the same server.
 fn database_url(server_url: &str, database: &str) -> anyhow::Result<String> {
     let (base, query) = server_url

@@ -8,7 +8,7 @@ use todo_service::contract::{HEALTH_PATH, SESSION_COOKIE};
 use xshell::Shell;
 
 use super::{
-    BENCH_DATABASE, Bench, Engine, analyze_postgres, fresh_postgres_database,
+    BENCH_DATABASE, Bench, Engine, fresh_postgres_database,
     oha::{Load, Pace},
     report::{BenchReport, EngineRun, Scenario, millis, scenario},
     rss_mib, seed,
@@ -43,7 +43,7 @@ impl Measure<'_> {
             "backend",
             &[
                 ("LISTEN_ADDR", "127.0.0.1:0".to_owned()),
-                ("DATABASE_URL", database_url.clone()),
+                ("DATABASE_URL", database_url),
                 ("JWT_SECRET", SECRET.to_owned()),
                 ("LOG_FORMAT", "json".to_owned()),
             ],
@@ -54,11 +54,6 @@ impl Measure<'_> {
             .insert(backend_name.clone(), rss_mib(self.services.pid("backend")?)?);
 
         let (reader, writer) = step("seed: a user with 100 tasks, and a user to write as", || seed(&backend))?;
-        if engine == Engine::Postgres {
-            step("ANALYZE the seeded tables, as autovacuum would", || {
-                analyze_postgres(self.sh, &database_url)
-            })?;
-        }
         let tasks = format!("{backend}/api/v1/tasks");
         let prefix = engine.name();
         let health = self.row(
