@@ -171,10 +171,11 @@ impl Postgres {
             .statement_cache_capacity(STATEMENT_CACHE)
             .options([("statement_timeout", statement_timeout.as_millis().to_string())]);
         // The connections are shared out: half read list pages, the rest do everything else.
-        let readers = max_connections / 2;
-        let readers = (readers > 0).then(|| Arc::new(Readers::new(options.clone(), readers, ACQUIRE_TIMEOUT)));
+        let list_connections = max_connections / 2;
+        let readers =
+            (list_connections > 0).then(|| Arc::new(Readers::new(options.clone(), list_connections, ACQUIRE_TIMEOUT)));
         let pool = PgPoolOptions::new()
-            .max_connections(max_connections - max_connections / 2)
+            .max_connections(max_connections - list_connections)
             .acquire_timeout(ACQUIRE_TIMEOUT)
             .test_before_acquire(false)
             .before_acquire(|conn, meta| {
