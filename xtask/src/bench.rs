@@ -132,11 +132,10 @@ impl Bench {
         let bin_dir = step("build the release binaries (as in the images)", || {
             build_images::host_release_binaries(sh)
         })?;
-        let data = crate::target_dir().join("bench").join("data");
-        if data.exists() {
-            std::fs::remove_dir_all(&data).with_context(|| format!("removing {}", data.display()))?;
-        }
-        std::fs::create_dir_all(&data).with_context(|| format!("creating {}", data.display()))?;
+        let data = fresh_dir(&crate::target_dir().join("bench").join("data"))?;
+        // The services' own logs, one file per service and engine (see `Logs::Files`).
+        let logs = fresh_dir(&crate::target_dir().join("bench").join("logs"))?;
+        eprintln!("    the services' logs: {}", logs.display());
         let mut report = BenchReport {
             machine: Machine {
                 cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -156,7 +155,7 @@ impl Bench {
                 data: &data,
                 oha: &oha,
                 // How long a service may take to become ready.
-                services: Services::new(&bin_dir, Logs::Discarded, Duration::from_secs(30)),
+                services: Services::new(&bin_dir, Logs::Files(logs.join(engine.name())), Duration::from_secs(30)),
                 report: &mut report,
             };
             // The frontend is measured once, beside the first engine's backend.
@@ -206,6 +205,15 @@ fn inner_loop(sh: &Shell, json: Option<&Path>) -> anyhow::Result<()> {
     )
     .run()
     .context("the inner-loop bench failed or missed a goal (see above)")
+}
+
+/// Empties (or creates) the folder `dir`; returns it.
+fn fresh_dir(dir: &Path) -> anyhow::Result<PathBuf> {
+    if dir.exists() {
+        std::fs::remove_dir_all(dir).with_context(|| format!("removing {}", dir.display()))?;
+    }
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    Ok(dir.to_owned())
 }
 
 /// Drops and creates [`BENCH_DATABASE`] on the server; returns its URL.

@@ -2,12 +2,11 @@
 //! binaries, their "listening on" line read to learn the port, readiness awaited, and stopped.
 
 use std::{
-    collections::VecDeque,
-    io::{BufRead, BufReader},
+    fs::{File, OpenOptions},
+    io::{BufRead, BufReader, Read, Seek, SeekFrom},
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
     sync::{
-        Arc, Mutex,
         atomic::{AtomicBool, Ordering},
         mpsc,
     },
@@ -24,12 +23,22 @@ use todo_service::contract::{LISTENING_ON, READY_PATH};
 use super::http::{Poll, wait_for_ok};
 
 /// What happens to a child's log lines.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Logs {
     /// Printed on our stderr with the service's name as prefix.
     Prefixed,
-    /// Read (for the listening address) and dropped.
-    Discarded,
+    /// Written by the service straight to `<folder>/<name>.log` (stdout and stderr, appended),
+    /// nothing read back but the listening line. For `bench`: a reader of the service's pipes
+    /// would run on the cores the load is measured on, and cost each logged request a wake-up.
+    Files(PathBuf),
+}
+
+/// Where a started service's output goes, and how its listening address is learnt.
+enum Output {
+    /// Forwarded line by line by two threads; the address arrives on the channel.
+    Forwarded(mpsc::Receiver<String>),
+    /// In a file, read from where this process's output begins.
+    File(LogTail),
 }
 
 /// A running service binary.
@@ -38,49 +47,43 @@ pub struct ServiceProcess {
     pub name: &'static str,
     /// The process.
     pub child: Child,
-    /// The address it reported in its "listening on" line.
-    address: mpsc::Receiver<String>,
-    /// Its last log lines, shown when it fails to start and its logs were not printed.
-    recent: Arc<Mutex<VecDeque<String>>>,
-    logs: Logs,
+    output: Output,
     /// Whether its unexpected exit was reported already.
     exit_reported: bool,
 }
 
-/// Log lines kept per service for start-up failures.
+/// Log lines shown when a service whose log is in a file fails to start.
 const RECENT_LINES: usize = 20;
 
 impl ServiceProcess {
     /// Starts `binary` with `env` added to our environment.
-    pub fn start(name: &'static str, binary: &Path, env: &[(&str, String)], logs: Logs) -> anyhow::Result<Self> {
+    pub fn start(name: &'static str, binary: &Path, env: &[(&str, String)], logs: &Logs) -> anyhow::Result<Self> {
         // A long-running child whose output is streamed line by line: xshell runs commands to
         // completion, so this one process is started with std::process (arguments still separate).
         let mut command = Command::new(binary);
-        command
-            .envs(env.iter().map(|(k, v)| (k, v)))
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+        command.envs(env.iter().map(|(k, v)| (k, v))).stdin(Stdio::null());
+        let tail = match logs {
+            Logs::Prefixed => {
+                command.stdout(Stdio::piped()).stderr(Stdio::piped());
+                None
+            }
+            Logs::Files(folder) => {
+                let (file, tail) = LogTail::open(&folder.join(format!("{name}.log")))?;
+                command.stdout(file.try_clone()?).stderr(file);
+                Some(tail)
+            }
+        };
         let mut child = command
             .spawn()
             .with_context(|| format!("starting {}", binary.display()))?;
-        let (tx, address) = mpsc::channel();
-        let recent = Arc::new(Mutex::new(VecDeque::with_capacity(RECENT_LINES)));
-        let prefix = format!("{name:<8} | ");
-        if let Some(stderr) = child.stderr.take() {
-            let (prefix, recent) = (prefix.clone(), recent.clone());
-            std::thread::spawn(move || forward(stderr, &prefix, logs, &recent, Some(tx)));
-        }
-        if let Some(stdout) = child.stdout.take() {
-            let recent = recent.clone();
-            std::thread::spawn(move || forward(stdout, &prefix, logs, &recent, None));
-        }
+        let output = match tail {
+            Some(tail) => Output::File(tail),
+            None => forward_output(&mut child, name),
+        };
         Ok(Self {
             name,
             child,
-            address,
-            recent,
-            logs,
+            output,
             exit_reported: false,
         })
     }
@@ -96,7 +99,18 @@ impl ServiceProcess {
     /// Waits for the "listening on" line; returns the base URL it names.
     fn wait_listening(&mut self, deadline: Instant, stop: &AtomicBool) -> anyhow::Result<String> {
         loop {
-            if let Ok(address) = self.address.recv_timeout(Duration::from_millis(100)) {
+            let address = match &mut self.output {
+                Output::Forwarded(address) => address.recv_timeout(Duration::from_millis(100)).ok(),
+                Output::File(tail) => {
+                    let address = tail.find_line(listening_address)?;
+                    if address.is_none() {
+                        // Short: `bench` reads the start-up time off this loop.
+                        std::thread::sleep(Duration::from_millis(1));
+                    }
+                    address
+                }
+            };
+            if let Some(address) = address {
                 return Ok(address);
             }
             self.check_alive(stop, deadline)?;
@@ -131,46 +145,113 @@ impl ServiceProcess {
 
     /// Where to read why: the log printed above, or its last lines here.
     fn log_hint(&self) -> String {
-        match self.logs {
-            Logs::Prefixed => "; its log is above".to_owned(),
-            Logs::Discarded => {
-                let recent = self
-                    .recent
-                    .lock()
-                    .map(|r| r.iter().cloned().collect::<Vec<_>>())
-                    .unwrap_or_default();
-                format!("; its last log lines:\n  {}", recent.join("\n  "))
-            }
+        match &self.output {
+            Output::Forwarded(_) => "; its log is above".to_owned(),
+            Output::File(tail) => match tail.last_lines(RECENT_LINES) {
+                Ok(lines) if lines.is_empty() => format!("; it logged nothing (log: {})", tail.path.display()),
+                Ok(lines) => format!(
+                    "; its last log lines (all of them in {}):\n  {}",
+                    tail.path.display(),
+                    lines.join("\n  ")
+                ),
+                Err(e) => format!("; its log {} could not be read: {e:#}", tail.path.display()),
+            },
         }
     }
 }
 
-/// Copies a child's output lines to our stderr with a prefix (or keeps only the last few), and
-/// reports its listening address.
-fn forward(
-    stream: impl std::io::Read,
-    prefix: &str,
-    logs: Logs,
-    recent: &Mutex<VecDeque<String>>,
-    address: Option<mpsc::Sender<String>>,
-) {
+/// Starts the threads that copy a child's output lines to our stderr with its name as prefix.
+fn forward_output(child: &mut Child, name: &str) -> Output {
+    let (tx, address) = mpsc::channel();
+    let prefix = format!("{name:<8} | ");
+    if let Some(stderr) = child.stderr.take() {
+        let prefix = prefix.clone();
+        std::thread::spawn(move || forward(stderr, &prefix, Some(tx)));
+    }
+    if let Some(stdout) = child.stdout.take() {
+        std::thread::spawn(move || forward(stdout, &prefix, None));
+    }
+    Output::Forwarded(address)
+}
+
+/// Copies a child's output lines to our stderr with a prefix, and reports its listening address.
+fn forward(stream: impl std::io::Read, prefix: &str, address: Option<mpsc::Sender<String>>) {
     for line in BufReader::new(stream).lines().map_while(Result::ok) {
         if let Some(tx) = &address
             && let Some(url) = listening_address(&line)
         {
             let _ = tx.send(url);
         }
-        match logs {
-            Logs::Prefixed => eprintln!("{prefix}{line}"),
-            Logs::Discarded => {
-                if let Ok(mut recent) = recent.lock() {
-                    if recent.len() == RECENT_LINES {
-                        recent.pop_front();
-                    }
-                    recent.push_back(line);
-                }
+        eprintln!("{prefix}{line}");
+    }
+}
+
+/// A service's log file, read from where the current process's output begins (a restarted
+/// service appends to the same file, and its predecessor's lines are not its own).
+struct LogTail {
+    path: PathBuf,
+    /// Where this process's output begins.
+    start: u64,
+    /// Where reading goes on.
+    file: File,
+    /// Bytes read after the last complete line.
+    partial: Vec<u8>,
+}
+
+impl LogTail {
+    /// Opens (creating it and its folder) the log at `path` for appending; returns the file
+    /// for the child and the tail that reads what the child writes.
+    fn open(path: &Path) -> anyhow::Result<(File, LogTail)> {
+        if let Some(folder) = path.parent() {
+            std::fs::create_dir_all(folder).with_context(|| format!("creating {}", folder.display()))?;
+        }
+        let writer = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .with_context(|| format!("opening {}", path.display()))?;
+        let start = writer.metadata()?.len();
+        let mut file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
+        file.seek(SeekFrom::Start(start))?;
+        let tail = LogTail {
+            path: path.to_owned(),
+            start,
+            file,
+            partial: Vec::new(),
+        };
+        Ok((writer, tail))
+    }
+
+    /// Reads what was written since the last call; returns the first complete line for which
+    /// `find` answers (the lines before it are consumed).
+    fn find_line<T>(&mut self, find: impl Fn(&str) -> Option<T>) -> anyhow::Result<Option<T>> {
+        let mut chunk = Vec::new();
+        self.file
+            .read_to_end(&mut chunk)
+            .with_context(|| format!("reading {}", self.path.display()))?;
+        self.partial.extend_from_slice(&chunk);
+        while let Some(end) = self.partial.iter().position(|&b| b == b'\n') {
+            let line: Vec<u8> = self.partial.drain(..=end).collect();
+            if let Some(found) = find(String::from_utf8_lossy(&line).trim_end()) {
+                return Ok(Some(found));
             }
         }
+        Ok(None)
+    }
+
+    /// The last `count` lines this process wrote (read from at most its last 64 KiB).
+    fn last_lines(&self, count: usize) -> anyhow::Result<Vec<String>> {
+        let mut file = File::open(&self.path)?;
+        let end = file.metadata()?.len();
+        file.seek(SeekFrom::Start(self.start.max(end.saturating_sub(64 * 1024))))?;
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes)?;
+        let text = String::from_utf8_lossy(&bytes);
+        let lines: Vec<&str> = text.lines().collect();
+        Ok(lines[lines.len().saturating_sub(count)..]
+            .iter()
+            .map(|l| (*l).to_owned())
+            .collect())
     }
 }
 
@@ -222,7 +303,7 @@ impl Services {
     ) -> anyhow::Result<(String, Duration)> {
         let started = Instant::now();
         self.running
-            .push(ServiceProcess::start(name, &self.bin_dir.join(name), env, self.logs)?);
+            .push(ServiceProcess::start(name, &self.bin_dir.join(name), env, &self.logs)?);
         let service = self.running.last_mut().context("just started")?;
         let url = service.wait_ready(self.timeout, stop)?;
         Ok((url, started.elapsed()))
@@ -284,7 +365,7 @@ impl Services {
             }
             None => self.running.len(),
         };
-        let service = ServiceProcess::start(name, &self.bin_dir.join(name), env, self.logs)?;
+        let service = ServiceProcess::start(name, &self.bin_dir.join(name), env, &self.logs)?;
         // In the list before waiting: one that fails to start is stopped like the rest.
         self.running.insert(at, service);
         let service = &mut self.running[at];
@@ -356,7 +437,93 @@ fn wait_stopped(service: &mut ServiceProcess, deadline: Instant) {
 
 #[cfg(test)]
 mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
     use super::*;
+
+    /// A stand-in service: a shell script, as `name` in `dir`, running `body`.
+    fn script(dir: &Path, name: &str, body: &str) -> PathBuf {
+        let path = dir.join(name);
+        std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        path
+    }
+
+    fn soon() -> Instant {
+        Instant::now() + Duration::from_secs(10)
+    }
+
+    #[test]
+    fn a_service_logging_to_a_file_is_found_listening_and_its_lines_are_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let logs = Logs::Files(dir.path().join("logs"));
+        let stop = AtomicBool::new(false);
+        // The listening line comes late, on stderr, after a line on stdout and a half line.
+        let first = script(
+            dir.path(),
+            "first",
+            "echo starting; printf 'half '; sleep 0.2; echo line >&2; \
+             echo '{\"message\":\"listening on http://127.0.0.1:1111\"}' >&2; exec sleep 30",
+        );
+        let mut service = ServiceProcess::start("backend", &first, &[], &logs).unwrap();
+        assert_eq!(service.wait_listening(soon(), &stop).unwrap(), "http://127.0.0.1:1111");
+        signal(&mut service, Signal::SIGKILL);
+        wait_stopped(&mut service, soon());
+
+        // Started again, it appends to the same file; only its own listening line counts.
+        let second = script(
+            dir.path(),
+            "second",
+            "sleep 0.2; echo 'listening on http://127.0.0.1:2222' >&2; exec sleep 30",
+        );
+        let mut again = ServiceProcess::start("backend", &second, &[], &logs).unwrap();
+        assert_eq!(again.wait_listening(soon(), &stop).unwrap(), "http://127.0.0.1:2222");
+        signal(&mut again, Signal::SIGKILL);
+        wait_stopped(&mut again, soon());
+
+        let log = std::fs::read_to_string(dir.path().join("logs/backend.log")).unwrap();
+        assert_eq!(
+            log,
+            "starting\nhalf line\n{\"message\":\"listening on http://127.0.0.1:1111\"}\n\
+             listening on http://127.0.0.1:2222\n"
+        );
+    }
+
+    #[test]
+    fn a_service_that_dies_logging_to_a_file_is_explained_by_its_last_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let logs = Logs::Files(dir.path().join("logs"));
+        let stop = AtomicBool::new(false);
+        let path = dir.path().join("logs/backend.log");
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, "an earlier run's line\n").unwrap();
+        let dying = script(
+            dir.path(),
+            "dying",
+            "for i in $(seq 1 30); do echo \"line $i\"; done; echo 'DATABASE_URL is not valid' >&2; exit 3",
+        );
+        let mut service = ServiceProcess::start("backend", &dying, &[], &logs).unwrap();
+        let error = format!("{:#}", service.wait_listening(soon(), &stop).unwrap_err());
+        assert!(
+            error.starts_with("the backend exited during start-up (exit status: 3)"),
+            "{error}"
+        );
+        assert!(error.contains(&path.display().to_string()), "{error}");
+        assert!(
+            error.ends_with("line 29\n  line 30\n  DATABASE_URL is not valid"),
+            "{error}"
+        );
+        assert!(
+            error.contains("  line 12\n") && !error.contains("line 11\n"),
+            "the last 20 lines: {error}"
+        );
+        assert!(!error.contains("earlier run"), "{error}");
+
+        let silent = script(dir.path(), "silent", "exit 1");
+        let mut service = ServiceProcess::start("backend", &silent, &[], &logs).unwrap();
+        let error = format!("{:#}", service.wait_listening(soon(), &stop).unwrap_err());
+        assert!(error.contains("it logged nothing"), "{error}");
+    }
 
     #[test]
     fn finds_the_address_in_text_and_json_logs() {
