@@ -172,8 +172,14 @@ impl Postgres {
             .options([("statement_timeout", statement_timeout.as_millis().to_string())]);
         // The connections are shared out: half read list pages, the rest do everything else.
         let list_connections = max_connections / 2;
+        // The list statement's plan does not depend on its parameter values (every user's page
+        // comes from the (user_id, created_at, id) index), yet by default the server plans it
+        // anew on every execution: its cost estimate for the generic plan, taken without table
+        // statistics, is above the custom plans'. Planned once per connection instead: pgbench
+        // on this statement, 16 clients over TLS, 15.7k tps replanning against 29.5k.
+        let reader_options = options.clone().options([("plan_cache_mode", "force_generic_plan")]);
         let readers =
-            (list_connections > 0).then(|| Arc::new(Readers::new(options.clone(), list_connections, ACQUIRE_TIMEOUT)));
+            (list_connections > 0).then(|| Arc::new(Readers::new(reader_options, list_connections, ACQUIRE_TIMEOUT)));
         let pool = PgPoolOptions::new()
             .max_connections(max_connections - list_connections)
             .acquire_timeout(ACQUIRE_TIMEOUT)
@@ -359,6 +365,38 @@ mod tests {
         // Given back after the cut (it worked since): not pinged.
         assert!(!needs_ping(Duration::from_millis(10)));
         assert!(needs_ping(Duration::from_millis(60)));
+    }
+
+    #[tokio::test]
+    async fn list_readers_plan_once_and_keep_the_statement_timeout_and_the_pool_does_not_change() {
+        let url = std::env::var("TEST_DATABASE_URL").unwrap_or_else(|_| DEFAULT_TEST_DATABASE_URL.to_owned());
+        let db = Postgres::connect_lazy(&url, 4, Duration::from_secs(7)).unwrap();
+        let show = |name: &'static str| format!("SHOW {name}");
+        let mut reader = db
+            .readers()
+            .expect("half the connections read lists")
+            .get()
+            .await
+            .unwrap();
+        let mut settings = Vec::new();
+        for name in ["plan_cache_mode", "statement_timeout"] {
+            let value: String = sqlx::query_scalar(sqlx::AssertSqlSafe(show(name)))
+                .fetch_one(reader.conn())
+                .await
+                .unwrap();
+            settings.push(value);
+        }
+        reader.done();
+        assert_eq!(settings, ["force_generic_plan", "7s"]);
+        let pool_mode: String = sqlx::query_scalar("SHOW plan_cache_mode")
+            .fetch_one(db.pool())
+            .await
+            .unwrap();
+        assert_eq!(
+            pool_mode, "auto",
+            "the other statements are planned as the server decides"
+        );
+        db.close().await;
     }
 
     #[tokio::test]
