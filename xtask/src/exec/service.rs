@@ -225,11 +225,9 @@ impl LogTail {
     /// Reads what was written since the last call; returns the first complete line for which
     /// `find` answers (the lines before it are consumed).
     fn find_line<T>(&mut self, find: impl Fn(&str) -> Option<T>) -> anyhow::Result<Option<T>> {
-        let mut chunk = Vec::new();
         self.file
-            .read_to_end(&mut chunk)
+            .read_to_end(&mut self.partial)
             .with_context(|| format!("reading {}", self.path.display()))?;
-        self.partial.extend_from_slice(&chunk);
         while let Some(end) = self.partial.iter().position(|&b| b == b'\n') {
             let line: Vec<u8> = self.partial.drain(..=end).collect();
             if let Some(found) = find(String::from_utf8_lossy(&line).trim_end()) {
