@@ -50,6 +50,18 @@ pub enum ApiError {
 }
 
 impl ApiError {
+    /// The same answer for another request that shared this failure (requests read together,
+    /// whose connection could not be had). A 500's detail was logged with the first.
+    pub fn again(&self) -> Self {
+        match self {
+            Self::Unavailable { code, message } => Self::Unavailable {
+                code,
+                message: message.clone(),
+            },
+            other => Self::Internal(anyhow::anyhow!("{other}")),
+        }
+    }
+
     /// A 422 `validation_failed` with a message naming the field.
     pub fn validation(message: impl Into<String>) -> Self {
         Self::Unprocessable {

@@ -5,10 +5,11 @@
 //!   connections; every write goes to one writer thread, which commits the writes waiting in its
 //!   queue together in one transaction (one fsync for the batch, `synchronous=FULL` kept) and
 //!   only then answers each of them.
-//! - PostgreSQL ([`postgres`]): a sqlx `PgPool`, and beside it half the connections for list
-//!   pages ([`pg_readers`]), given back without the pool's round trip per release. Task creations
-//!   made at the same time go to the server together, as one statement and one commit, each
-//!   answered after that commit.
+//! - PostgreSQL ([`postgres`]): a sqlx `PgPool`, and beside it up to two connections for list
+//!   pages ([`pg_readers`]), given back without the pool's round trip per release; pages that
+//!   find both busy are read together, one statement per shape of page. Task creations made at
+//!   the same time go to the server together, as one statement and one commit, each answered
+//!   after that commit.
 //!
 //! Both have the same schema shapes (integer timestamps in milliseconds, no boolean columns), so
 //! the queries differ only where the engines' SQL does (placeholders, tag aggregation).
@@ -107,6 +108,34 @@ impl Db {
         match self {
             Self::Sqlite(db) => db.batch_counts(),
             Self::Postgres(db) => db.batch_counts(),
+        }
+    }
+}
+
+impl Db {
+    /// PostgreSQL's list pages queue up without being read until the returned hold is dropped,
+    /// and are then read together (see [`crate::tasks::postgres::read_pages`]). `None` on
+    /// SQLite, whose pages are read where they are asked for. For tests of the batching.
+    pub async fn hold_list_reads(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        match self {
+            Self::Sqlite(_) => None,
+            Self::Postgres(db) => db.hold_list_reads().await,
+        }
+    }
+
+    /// List pages waiting for a reader (always 0 on SQLite).
+    pub fn queued_list_reads(&self) -> usize {
+        match self {
+            Self::Sqlite(_) => 0,
+            Self::Postgres(db) => db.queued_lists(),
+        }
+    }
+
+    /// The statements that read queued list pages so far, and those pages (none on SQLite).
+    pub fn list_batches(&self) -> postgres::ListBatches {
+        match self {
+            Self::Sqlite(_) => postgres::ListBatches::default(),
+            Self::Postgres(db) => db.list_batches(),
         }
     }
 }

@@ -10,12 +10,12 @@
 //! failover may have ended it) and replaced when that fails (see [`needs_ping`]).
 
 use std::{
-    sync::{Mutex, MutexGuard},
+    sync::{Arc, Mutex, MutexGuard},
     time::{Duration, Instant},
 };
 
 use sqlx::{Connection, PgConnection, postgres::PgConnectOptions};
-use tokio::sync::{Semaphore, SemaphorePermit};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::postgres::needs_ping;
 
@@ -23,9 +23,10 @@ use super::postgres::needs_ping;
 #[derive(Debug)]
 pub struct Readers {
     options: PgConnectOptions,
-    slots: Semaphore,
+    slots: Arc<Semaphore>,
     idle: Mutex<Vec<Idle>>,
     acquire_timeout: Duration,
+    size: u32,
 }
 
 #[derive(Debug)]
@@ -34,19 +35,20 @@ struct Idle {
     since: Instant,
 }
 
-/// One connection, for one query.
+/// One connection, for one query (or one batch of them).
 #[derive(Debug)]
-pub struct Reader<'a> {
+pub struct Reader {
     conn: Option<PgConnection>,
-    readers: &'a Readers,
-    _slot: SemaphorePermit<'a>,
+    readers: Arc<Readers>,
+    _slot: OwnedSemaphorePermit,
 }
 
 impl Readers {
     pub fn new(options: PgConnectOptions, size: u32, acquire_timeout: Duration) -> Self {
         Self {
             options,
-            slots: Semaphore::new(size as usize),
+            slots: Arc::new(Semaphore::new(size as usize)),
+            size,
             idle: Mutex::new(Vec::new()),
             acquire_timeout,
         }
@@ -54,14 +56,44 @@ impl Readers {
 
     /// A connection: an idle one (pinged first when idle for a while) or a new one. Waits for a
     /// free slot up to the acquire timeout, as the pool does, and fails as it does.
-    pub async fn get(&self) -> Result<Reader<'_>, sqlx::Error> {
+    pub async fn get(self: &Arc<Self>) -> Result<Reader, sqlx::Error> {
         tokio::time::timeout(self.acquire_timeout, self.connection())
             .await
             .unwrap_or(Err(sqlx::Error::PoolTimedOut))
     }
 
-    async fn connection(&self) -> Result<Reader<'_>, sqlx::Error> {
-        let slot = self.slots.acquire().await.map_err(|_| sqlx::Error::PoolClosed)?;
+    /// A connection if a slot is free now, without waiting for one (`None` otherwise).
+    pub async fn try_get(self: &Arc<Self>) -> Result<Option<Reader>, sqlx::Error> {
+        let Ok(slot) = self.slots.clone().try_acquire_owned() else {
+            return Ok(None);
+        };
+        tokio::time::timeout(self.acquire_timeout, self.connect(slot))
+            .await
+            .unwrap_or(Err(sqlx::Error::PoolTimedOut))
+            .map(Some)
+    }
+
+    /// Every slot, waiting for the connections in use: while the hold lives, no page is read.
+    /// For tests of what queues meanwhile.
+    pub async fn hold(&self) -> OwnedSemaphorePermit {
+        self.slots
+            .clone()
+            .acquire_many_owned(self.size)
+            .await
+            .expect("the slots are closed only at shutdown")
+    }
+
+    async fn connection(self: &Arc<Self>) -> Result<Reader, sqlx::Error> {
+        let slot = self
+            .slots
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| sqlx::Error::PoolClosed)?;
+        self.connect(slot).await
+    }
+
+    async fn connect(self: &Arc<Self>, slot: OwnedSemaphorePermit) -> Result<Reader, sqlx::Error> {
         loop {
             let idle = self.idle().pop();
             let conn = match idle {
@@ -75,7 +107,7 @@ impl Readers {
             };
             return Ok(Reader {
                 conn: Some(conn),
-                readers: self,
+                readers: self.clone(),
                 _slot: slot,
             });
         }
@@ -100,7 +132,7 @@ impl Readers {
     }
 }
 
-impl Reader<'_> {
+impl Reader {
     pub fn conn(&mut self) -> &mut PgConnection {
         self.conn
             .as_mut()
@@ -131,12 +163,12 @@ mod tests {
         std::env::var("TEST_DATABASE_URL").unwrap_or_else(|_| DEFAULT_TEST_DATABASE_URL.to_owned())
     }
 
-    fn readers(size: u32, acquire_timeout: Duration) -> Readers {
+    fn readers(size: u32, acquire_timeout: Duration) -> Arc<Readers> {
         let options: PgConnectOptions = url().parse().unwrap();
-        Readers::new(options, size, acquire_timeout)
+        Arc::new(Readers::new(options, size, acquire_timeout))
     }
 
-    async fn backend_pid(reader: &mut Reader<'_>) -> i32 {
+    async fn backend_pid(reader: &mut Reader) -> i32 {
         sqlx::query_scalar("SELECT pg_backend_pid()")
             .fetch_one(reader.conn())
             .await

@@ -1,7 +1,7 @@
 //! PostgreSQL through sqlx's native driver: a `PgPool` whose connections prepare each statement
-//! once and keep it (sqlx's per-connection statement cache), list readers beside it (half the
-//! connections, see [`super::pg_readers`]), the migrations, and the queue that sends concurrent
-//! task creations to the server together.
+//! once and keep it (sqlx's per-connection statement cache), list readers beside it (up to two
+//! connections, see [`super::pg_readers`]) with the queue of the pages waiting for them, the
+//! migrations, and the queue that sends concurrent task creations to the server together.
 //!
 //! Creating a task is the busiest write. Each one alone is a statement and a commit (a WAL flush)
 //! of its own; instead, a create joins a queue, and one task takes everything queued into a
@@ -29,8 +29,14 @@ use sqlx::{
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 
-use super::{pg_readers::Readers, sqlite::BatchCounts};
-use crate::{config::redact_url, tasks::postgres::CreateJob};
+use super::{
+    pg_readers::{Reader, Readers},
+    sqlite::BatchCounts,
+};
+use crate::{
+    config::redact_url,
+    tasks::postgres::{CreateJob, ListJob},
+};
 
 /// Statements kept prepared per connection: every shape of the list query fits.
 const STATEMENT_CACHE: usize = 256;
@@ -75,6 +81,10 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
 pub const BATCHES_IN_FLIGHT: u32 = 2;
 /// Most creates in one batch (one statement).
 const MAX_BATCH: usize = 64;
+/// Most connections that read list pages (see [`Postgres::connect_lazy`]).
+const LIST_CONNECTIONS: u32 = 2;
+/// Most list pages read by one statement.
+const MAX_LIST_BATCH: usize = 64;
 
 /// The migrations, embedded (the image has no files besides the binary). Built by hand rather
 /// than with `sqlx::migrate!`, which would compile sqlx's whole proc-macro stack for one list;
@@ -114,44 +124,114 @@ fn migrator() -> Migrator {
 #[derive(Clone, Debug)]
 pub struct Postgres {
     pool: PgPool,
-    /// Half the connections, for list pages (see [`super::pg_readers`]); none when there is
+    /// Up to two connections, for list pages (see [`super::pg_readers`]); none when there is
     /// only one connection.
     readers: Option<Arc<Readers>>,
     creates: Arc<Creates>,
+    /// List pages waiting for a reader, read together once one is free.
+    lists: Arc<Queue<ListJob>>,
 }
 
-/// The queue of task creations; its task starts with the first create.
-#[derive(Debug, Default)]
-struct Creates {
-    queue: OnceLock<mpsc::UnboundedSender<CreateJob>>,
-    shared: Arc<BatchState>,
-}
-
-/// What the batching task shares with the handle: the batch slots and the counters.
+/// The queue of task creations and the slots of the batches in flight.
 #[derive(Debug)]
-struct BatchState {
+struct Creates {
+    queue: Queue<CreateJob>,
     slots: Arc<Semaphore>,
-    queued: AtomicUsize,
-    batches: AtomicU64,
-    writes: AtomicU64,
 }
 
-impl BatchState {
-    fn record(&self, statements: u64, writes: u64) {
-        self.batches.fetch_add(statements, Ordering::SeqCst);
-        self.writes.fetch_add(writes, Ordering::SeqCst);
-    }
-}
-
-impl Default for BatchState {
+impl Default for Creates {
     fn default() -> Self {
         Self {
+            queue: Queue::default(),
             slots: Arc::new(Semaphore::new(BATCHES_IN_FLIGHT as usize)),
-            queued: AtomicUsize::new(0),
-            batches: AtomicU64::new(0),
-            writes: AtomicU64::new(0),
         }
     }
+}
+
+/// Jobs that go to the server together: a channel to the task that batches them (started with
+/// the first job) and the counters that task shares.
+struct Queue<J> {
+    sender: OnceLock<mpsc::UnboundedSender<J>>,
+    counts: Arc<Counts>,
+}
+
+impl<J> std::fmt::Debug for Queue<J> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Queue")
+            .field("counts", &self.counts)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<J> Default for Queue<J> {
+    fn default() -> Self {
+        Self {
+            sender: OnceLock::new(),
+            counts: Arc::default(),
+        }
+    }
+}
+
+impl<J> Queue<J> {
+    /// Queues `job`, starting the batching task on the first; gives the job back when the task
+    /// is gone.
+    fn send(&self, job: J, start: impl FnOnce(Arc<Counts>, mpsc::UnboundedReceiver<J>)) -> Option<J> {
+        let sender = self.sender.get_or_init(|| {
+            let (sender, inbox) = mpsc::unbounded_channel();
+            start(self.counts.clone(), inbox);
+            sender
+        });
+        self.counts.queued.fetch_add(1, Ordering::SeqCst);
+        let returned = sender.send(job).err()?;
+        self.counts.queued.fetch_sub(1, Ordering::SeqCst);
+        Some(returned.0)
+    }
+
+    fn is_empty(&self) -> bool {
+        self.counts.queued.load(Ordering::SeqCst) == 0
+    }
+}
+
+/// What a queue's batching task shares with the handles.
+#[derive(Debug, Default)]
+struct Counts {
+    queued: AtomicUsize,
+    batches: AtomicU64,
+    jobs: AtomicU64,
+}
+
+impl Counts {
+    fn record(&self, statements: u64, jobs: u64) {
+        self.batches.fetch_add(statements, Ordering::SeqCst);
+        self.jobs.fetch_add(jobs, Ordering::SeqCst);
+    }
+
+    fn get(&self) -> BatchCounts {
+        BatchCounts {
+            batches: self.batches.load(Ordering::SeqCst),
+            writes: self.jobs.load(Ordering::SeqCst),
+        }
+    }
+
+    /// `first` and every job queued behind it, up to `max`, taken off the queue.
+    fn drain<J>(&self, first: J, inbox: &mut mpsc::UnboundedReceiver<J>, max: usize) -> Vec<J> {
+        let mut batch = vec![first];
+        while batch.len() < max {
+            match inbox.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        self.queued.fetch_sub(batch.len(), Ordering::SeqCst);
+        batch
+    }
+}
+
+/// The statements that read queued list pages, and the pages they read.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct ListBatches {
+    pub statements: u64,
+    pub pages: u64,
 }
 
 /// While this lives, no batch of creates starts; they queue and go out together once it is
@@ -170,8 +250,13 @@ impl Postgres {
             .with_context(|| format!("DATABASE_URL {} is not a valid PostgreSQL URL", redact_url(url)))?
             .statement_cache_capacity(STATEMENT_CACHE)
             .options([("statement_timeout", statement_timeout.as_millis().to_string())]);
-        // The connections are shared out: half read list pages, the rest do everything else.
-        let list_connections = max_connections / 2;
+        // The connections are shared out: up to two read list pages, the rest do everything else.
+        // Few on purpose: pages that find both busy queue, and the next free one reads them
+        // together (see `read_pages`), a statement per batch rather than per page. Measured on 2
+        // cores, server on the same machine (list of 20, oha -c16 -z8s, three runs each): five
+        // list connections 9.1-10.7k req/s, two 11.5-12.0k, one 12.3-12.5k; one is not kept, as
+        // a slow page would then hold up every other.
+        let list_connections = (max_connections / 2).min(LIST_CONNECTIONS);
         // The list statement's plan does not depend on its parameter values: every user's page
         // comes from the (user_id, created_at, id) index. By default the server plans it anew on
         // every execution (without table statistics it judges the generic plan dearer than the
@@ -202,6 +287,7 @@ impl Postgres {
             pool,
             readers,
             creates: Arc::default(),
+            lists: Arc::default(),
         })
     }
 
@@ -209,38 +295,31 @@ impl Postgres {
     /// the queue is gone.
     #[must_use = "a job given back was not queued"]
     pub(crate) fn queue_create(&self, job: CreateJob) -> Option<CreateJob> {
-        let shared = &self.creates.shared;
-        let queue = self.creates.queue.get_or_init(|| {
-            let (queue, inbox) = mpsc::unbounded_channel();
-            tokio::spawn(run_batches(self.pool.clone(), shared.clone(), inbox));
-            queue
-        });
-        shared.queued.fetch_add(1, Ordering::SeqCst);
-        let returned = queue.send(job).err()?;
-        shared.queued.fetch_sub(1, Ordering::SeqCst);
-        Some(returned.0)
+        let (pool, slots) = (self.pool.clone(), self.creates.slots.clone());
+        self.creates.queue.send(job, |counts, inbox| {
+            tokio::spawn(run_create_batches(pool, slots, counts, inbox));
+        })
     }
 
     /// A batch slot, when one is free and no create is waiting: a create can then run at once
     /// where it is, as a batch of its own, with no hop through the queue's task (under load the
     /// queue is rarely empty, and creates batch).
     pub(crate) fn idle_slot(&self) -> Option<OwnedSemaphorePermit> {
-        let shared = &self.creates.shared;
-        if shared.queued.load(Ordering::SeqCst) > 0 {
+        if !self.creates.queue.is_empty() {
             return None;
         }
-        shared.slots.clone().try_acquire_owned().ok()
+        self.creates.slots.clone().try_acquire_owned().ok()
     }
 
     /// Counts a batch run outside the queue's task (see [`Postgres::idle_slot`]).
     pub(crate) fn record_batch(&self, statements: u64, writes: u64) {
-        self.creates.shared.record(statements, writes);
+        self.creates.queue.counts.record(statements, writes);
     }
 
     /// Creates queue up without being run until the returned hold is dropped, and then go out
     /// together in one batch. For tests of the batching; waits for running batches to end.
     pub async fn hold_writes(&self) -> WriteHold {
-        let slots = self.creates.shared.slots.clone();
+        let slots = self.creates.slots.clone();
         WriteHold {
             _slots: slots
                 .acquire_many_owned(BATCHES_IN_FLIGHT)
@@ -251,16 +330,55 @@ impl Postgres {
 
     /// Creates waiting for a batch.
     pub fn queued_writes(&self) -> usize {
-        self.creates.shared.queued.load(Ordering::SeqCst)
+        self.creates.queue.counts.queued.load(Ordering::SeqCst)
     }
 
     /// Batches committed so far and the creates they held.
     pub fn batch_counts(&self) -> BatchCounts {
-        let shared = &self.creates.shared;
-        BatchCounts {
-            batches: shared.batches.load(Ordering::SeqCst),
-            writes: shared.writes.load(Ordering::SeqCst),
+        self.creates.queue.counts.get()
+    }
+
+    /// A list reader free now, when no list page is waiting for one: the page is then read at
+    /// once, where it is, with no hop through the queue's task. `None` when every reader is
+    /// busy or pages are waiting already (then the page queues, see [`Postgres::queue_list`]).
+    pub(crate) async fn idle_reader(&self) -> Result<Option<Reader>, sqlx::Error> {
+        match &self.readers {
+            Some(readers) if self.lists.is_empty() => readers.try_get().await,
+            _ => Ok(None),
         }
+    }
+
+    /// Queues a list page for the next reader that frees up, which reads every page queued by
+    /// then together (see [`crate::tasks::postgres::read_pages`]); gives the job back when
+    /// there are no readers or the queue is gone.
+    #[must_use = "a job given back was not queued"]
+    pub(crate) fn queue_list(&self, job: ListJob) -> Option<ListJob> {
+        let Some(readers) = self.readers.clone() else {
+            return Some(job);
+        };
+        self.lists.send(job, |counts, inbox| {
+            tokio::spawn(run_list_batches(readers, counts, inbox));
+        })
+    }
+
+    /// List pages waiting for a reader.
+    pub fn queued_lists(&self) -> usize {
+        self.lists.counts.queued.load(Ordering::SeqCst)
+    }
+
+    /// What read the list pages that queued for a reader, so far.
+    pub fn list_batches(&self) -> ListBatches {
+        let counts = self.lists.counts.get();
+        ListBatches {
+            statements: counts.batches,
+            pages: counts.writes,
+        }
+    }
+
+    /// List pages queue up without being read until the returned hold is dropped, and are then
+    /// read together. For tests of the batching; waits for the readers in use.
+    pub async fn hold_list_reads(&self) -> Option<OwnedSemaphorePermit> {
+        Some(self.readers.as_ref()?.hold().await)
     }
 
     /// Applies pending migrations.
@@ -284,8 +402,8 @@ impl Postgres {
 
     /// The connections that read list pages (see [`super::pg_readers`]); none when there is
     /// only one connection in all.
-    pub fn readers(&self) -> Option<&Readers> {
-        self.readers.as_deref()
+    pub fn readers(&self) -> Option<&Arc<Readers>> {
+        self.readers.as_ref()
     }
 
     /// Closes every connection.
@@ -297,29 +415,43 @@ impl Postgres {
     }
 }
 
-/// The batching task: waits for a create, then for a free slot, takes every create queued by then
-/// and runs them as one batch; ends when every handle is gone. It holds no slot while idle, so a
-/// hold can take them all at any time.
-async fn run_batches(pool: PgPool, shared: Arc<BatchState>, mut inbox: mpsc::UnboundedReceiver<CreateJob>) {
+/// The batching task of creates: waits for a create, then for a free slot, takes every create
+/// queued by then and runs them as one batch; ends when every handle is gone. It holds no slot
+/// while idle, so a hold can take them all at any time.
+async fn run_create_batches(
+    pool: PgPool,
+    slots: Arc<Semaphore>,
+    counts: Arc<Counts>,
+    mut inbox: mpsc::UnboundedReceiver<CreateJob>,
+) {
     loop {
         let Some(first) = inbox.recv().await else { return };
-        let Ok(slot) = shared.slots.clone().acquire_owned().await else {
+        let Ok(slot) = slots.clone().acquire_owned().await else {
             return;
         };
-        let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
-            match inbox.try_recv() {
-                Ok(job) => batch.push(job),
-                Err(_) => break,
-            }
-        }
-        shared.queued.fetch_sub(batch.len(), Ordering::SeqCst);
-        let (pool, shared) = (pool.clone(), shared.clone());
+        let batch = counts.drain(first, &mut inbox, MAX_BATCH);
+        let (pool, counts) = (pool.clone(), counts.clone());
         tokio::spawn(async move {
             let writes = batch.len() as u64;
             let statements = crate::tasks::postgres::create_batch(&pool, batch).await;
-            shared.record(statements, writes);
+            counts.record(statements, writes);
             drop(slot);
+        });
+    }
+}
+
+/// The batching task of list pages: waits for a page, then for a reader, takes every page
+/// queued by then and reads them together on that reader; ends when every handle is gone.
+async fn run_list_batches(readers: Arc<Readers>, counts: Arc<Counts>, mut inbox: mpsc::UnboundedReceiver<ListJob>) {
+    loop {
+        let Some(first) = inbox.recv().await else { return };
+        let reader = readers.get().await;
+        let batch = counts.drain(first, &mut inbox, MAX_LIST_BATCH);
+        let (readers, counts) = (readers.clone(), counts.clone());
+        tokio::spawn(async move {
+            let pages = batch.len() as u64;
+            let statements = crate::tasks::postgres::read_pages(&readers, reader, batch).await;
+            counts.record(statements, pages);
         });
     }
 }
@@ -379,7 +511,7 @@ mod tests {
         let show = |name: &'static str| format!("SHOW {name}");
         let mut reader = db
             .readers()
-            .expect("half the connections read lists")
+            .expect("two of the connections read lists")
             .get()
             .await
             .unwrap();

@@ -3,6 +3,8 @@
 //! prepared once per connection by sqlx. Creates made at the same time share one statement and
 //! one commit (see [`crate::db::postgres`]).
 
+use std::sync::Arc;
+
 use sqlx::{PgPool, Postgres as Pg, Row, postgres::PgRow, query::Query};
 use tokio::sync::oneshot;
 
@@ -11,7 +13,11 @@ use super::{
     parse_stored_priority, task_columns,
 };
 use crate::{
-    db::{Timestamp, postgres::Postgres},
+    db::{
+        Timestamp,
+        pg_readers::{Reader, Readers},
+        postgres::Postgres,
+    },
     error::{ApiError, ApiResult, account_gone},
 };
 
@@ -42,6 +48,9 @@ fn task_row(row: &PgRow) -> sqlx::Result<TaskRow> {
         tags: row.try_get(8)?,
     })
 }
+
+/// The column of a page's row that holds the total (after the task's own columns).
+const TOTAL_COLUMN: usize = 9;
 
 /// A task creation waiting for its batch (see [`crate::db::postgres`]).
 pub(crate) struct CreateJob {
@@ -280,7 +289,7 @@ pub(super) async fn list(db: &Postgres, sql: &ListSql) -> ApiResult<TaskPage> {
     let mut total = 0;
     let mut items = Vec::with_capacity(rows.len());
     for row in &rows {
-        total = row.try_get(9)?;
+        total = row.try_get(TOTAL_COLUMN)?;
         items.push(task_row(row)?.into_task()?);
     }
     if rows.is_empty() && sql.offset > 0 {
@@ -296,7 +305,7 @@ pub(super) async fn list_json(db: &Postgres, sql: &ListSql, limit: u32) -> ApiRe
     let mut page = PageWriter::new(limit);
     let mut total = 0;
     for row in &rows {
-        total = row.try_get(9)?;
+        total = row.try_get(TOTAL_COLUMN)?;
         let completed_at: Option<i64> = row.try_get(5)?;
         let tags: Vec<String> = row.try_get(8)?;
         page.push(&TaskRef {
@@ -319,19 +328,379 @@ pub(super) async fn list_json(db: &Postgres, sql: &ListSql, limit: u32) -> ApiRe
 }
 
 /// The page's rows (each with the total in its last column), read on one of the list readers
-/// (see [`crate::db::pg_readers`]) when there are any.
+/// (see [`crate::db::pg_readers`]) when there are any: at once when one is free, else together
+/// with the other pages waiting for one (see [`read_pages`]).
 async fn page_rows(db: &Postgres, sql: &ListSql) -> ApiResult<Vec<PgRow>> {
-    let Some(readers) = db.readers() else {
-        return Ok(sql.page.query().fetch_all(db.pool()).await?);
+    if let Some(reader) = db.idle_reader().await? {
+        return Ok(read_page(reader, &sql.page).await?);
+    }
+    let (answer, answered) = oneshot::channel();
+    let job = ListJob {
+        page: sql.page.clone(),
+        answer,
     };
-    let mut reader = readers.get().await?;
-    let rows = sql.page.query().fetch_all(reader.conn()).await?;
-    // Only a query that ran to the end gives its connection back.
+    if let Some(job) = db.queue_list(job) {
+        // No readers (a single connection), or the queue is gone: the pool reads it.
+        return Ok(job.page.query().fetch_all(db.pool()).await?);
+    }
+    answered.await.map_err(|_| ApiError::Unavailable {
+        code: "database_unavailable",
+        message: "the tasks could not be read right now; try again shortly".to_owned(),
+    })?
+}
+
+/// A list page waiting for a reader (see [`crate::db::postgres`]).
+pub(crate) struct ListJob {
+    page: Sql,
+    answer: oneshot::Sender<ApiResult<Vec<PgRow>>>,
+}
+
+/// Reads one page on `reader`, giving the connection back only when the query ran to the end.
+async fn read_page(mut reader: Reader, page: &Sql) -> sqlx::Result<Vec<PgRow>> {
+    let rows = page.query().fetch_all(reader.conn()).await?;
     reader.done();
     Ok(rows)
+}
+
+/// Reads the pages queued while every reader was busy, on `reader`: those of one shape (the
+/// same statement text, differing only in their values) as one statement, which runs the page's
+/// statement once per page from arrays of their values (see [`batch_statement`]): a round trip
+/// and a statement per shape instead of per page, as the server's fixed cost per statement was
+/// most of a page's. Should a batch's statement fail, each of its pages (and those after it) is
+/// read alone on a connection of its own, so one page's error is its own. Pages whose client has
+/// gone are not read. Returns how many statements ran.
+pub(crate) async fn read_pages(readers: &Arc<Readers>, reader: sqlx::Result<Reader>, batch: Vec<ListJob>) -> u64 {
+    let mut reader = match reader {
+        Ok(reader) => reader,
+        Err(err) => {
+            let err = ApiError::from(err);
+            for job in batch {
+                let _ = job.answer.send(Err(err.again()));
+            }
+            return 0;
+        }
+    };
+    let mut shapes: Vec<Vec<ListJob>> = Vec::new();
+    for job in batch.into_iter().filter(|job| !job.answer.is_closed()) {
+        match shapes.iter_mut().find(|shape| shape[0].page.text == job.page.text) {
+            Some(shape) => shape.push(job),
+            None => shapes.push(vec![job]),
+        }
+    }
+    let mut statements = 0;
+    // Pages to read alone, each on a connection of its own, after `reader` is given back.
+    let mut alone = Vec::new();
+    let mut shapes = shapes.into_iter();
+    let mut broken = false;
+    for shape in shapes.by_ref() {
+        let read = if shape.len() == 1 {
+            shape[0].page.query().fetch_all(reader.conn()).await
+        } else if let Some(statement) = batch_statement(&shape) {
+            statement.fetch_all(reader.conn()).await
+        } else {
+            alone.extend(shape);
+            continue;
+        };
+        statements += 1;
+        broken = read.is_err();
+        match read {
+            Err(err) if shape.len() > 1 => {
+                tracing::warn!(error = %err, pages = shape.len(), "PostgreSQL: a batch of list pages failed; each is read alone");
+                alone.extend(shape);
+            }
+            read => answer_pages(shape, read),
+        }
+        if broken {
+            break;
+        }
+    }
+    alone.extend(shapes.flatten());
+    // A statement that failed leaves its connection in a state not worth trusting: it is closed
+    // (dropped), not given back.
+    if broken {
+        drop(reader);
+    } else {
+        reader.done();
+    }
+    for job in alone {
+        statements += 1;
+        let rows = match readers.get().await {
+            Ok(reader) => read_page(reader, &job.page).await,
+            Err(err) => Err(err),
+        };
+        let _ = job.answer.send(rows.map_err(ApiError::from));
+    }
+    statements
+}
+
+/// Answers the pages of one shape: a page read alone gets the rows (or the error); pages read
+/// together each get the rows whose last column names their place in the batch. Rows come in
+/// page order (a nested loop over the pages; see [`batch_statement`]) and keep their order
+/// within a page.
+fn answer_pages(shape: Vec<ListJob>, read: sqlx::Result<Vec<PgRow>>) {
+    let rows = match read {
+        Ok(rows) if shape.len() > 1 => rows,
+        // A page read alone (a failed batch never comes here: its pages are read alone).
+        read => {
+            if let Some(job) = shape.into_iter().next() {
+                let _ = job.answer.send(read.map_err(ApiError::from));
+            }
+            return;
+        }
+    };
+    let mut pages: Vec<Vec<PgRow>> = shape.iter().map(|_| Vec::new()).collect();
+    for row in rows {
+        let place = row
+            .len()
+            .checked_sub(1)
+            .and_then(|last| row.try_get::<i64, _>(last).ok());
+        match place
+            .and_then(|place| usize::try_from(place - 1).ok())
+            .and_then(|index| pages.get_mut(index))
+        {
+            Some(page) => page.push(row),
+            None => tracing::error!(?place, "PostgreSQL: a batch of list pages returned a row of no page"),
+        }
+    }
+    for (job, rows) in shape.into_iter().zip(pages) {
+        let _ = job.answer.send(Ok(rows));
+    }
+}
+
+/// One statement reading every page of `shape` (pages of the same statement text): the page's
+/// statement as a lateral subquery, run once per row of the arrays of the pages' values, each
+/// `$n` becoming that row's `batch.pn`. Each row of the result ends with its page's place in the
+/// batch (from 1). `None` should two pages bind different types at one place (they cannot, their
+/// text being the same), or should the text hold a `$` that is not a placeholder.
+fn batch_statement(shape: &[ListJob]) -> Option<Query<'static, Pg, sqlx::postgres::PgArguments>> {
+    let first = &shape.first()?.page;
+    let mut columns = Vec::with_capacity(first.binds.len());
+    for (place, bind) in first.binds.iter().enumerate() {
+        let column = match bind {
+            Bind::Int(_) => Column::Ints(Vec::with_capacity(shape.len())),
+            Bind::Text(_) => Column::Texts(Vec::with_capacity(shape.len())),
+            Bind::Tags(_) => return None,
+        };
+        columns.push(column);
+        for job in shape {
+            match (&mut columns[place], job.page.binds.get(place)) {
+                (Column::Ints(values), Some(Bind::Int(value))) => values.push(*value),
+                (Column::Texts(values), Some(Bind::Text(value))) => values.push(value.clone()),
+                _ => return None,
+            }
+        }
+    }
+    let mut text = String::with_capacity(first.text.len() + 64 + 24 * columns.len());
+    text.push_str("SELECT page.*, batch.place FROM unnest(");
+    for (index, column) in columns.iter().enumerate() {
+        let array = match column {
+            Column::Ints(_) => "bigint[]",
+            Column::Texts(_) => "text[]",
+        };
+        text.push_str(&format!("{}${}::{array}", if index > 0 { ", " } else { "" }, index + 1));
+    }
+    text.push_str(") WITH ORDINALITY AS batch (");
+    for index in 1..=columns.len() {
+        text.push_str(&format!("p{index}, "));
+    }
+    text.push_str("place) CROSS JOIN LATERAL (");
+    text.push_str(&lateral(&first.text)?);
+    text.push_str(") AS page");
+    // Audited: the text is the page's own (fixed fragments of the tasks module) with each
+    // placeholder named as a column of the arrays; every value travels in a bound array.
+    let query = columns
+        .into_iter()
+        .fold(sqlx::query(sqlx::AssertSqlSafe(text)), |query, column| match column {
+            Column::Ints(values) => query.bind(values),
+            Column::Texts(values) => query.bind(values),
+        });
+    Some(query)
+}
+
+/// The values bound at one place of a batch's pages.
+enum Column {
+    Ints(Vec<i64>),
+    Texts(Vec<String>),
+}
+
+/// `text` with each placeholder `$n` as the column `batch.pn`. The text holds `$` only in its
+/// placeholders (it is assembled from the module's fixed fragments); `None` otherwise.
+fn lateral(text: &str) -> Option<String> {
+    let mut out = String::with_capacity(text.len() + 64);
+    let mut rest = text;
+    while let Some(at) = rest.find('$') {
+        out.push_str(&rest[..at]);
+        let after = &rest[at + 1..];
+        let digits = after.bytes().take_while(u8::is_ascii_digit).count();
+        if digits == 0 {
+            return None;
+        }
+        out.push_str("batch.p");
+        out.push_str(&after[..digits]);
+        rest = &after[digits..];
+    }
+    out.push_str(rest);
+    Some(out)
 }
 
 /// Past the last page: no row carries the total, so it is counted alone.
 async fn count_alone(db: &Postgres, sql: &ListSql) -> ApiResult<i64> {
     Ok(sql.count.query().fetch_one(db.pool()).await?.try_get(0)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use todo_service::contract::DEFAULT_TEST_DATABASE_URL;
+
+    use super::*;
+    use crate::tasks::Placeholders;
+
+    fn readers(size: u32) -> Arc<Readers> {
+        let url = std::env::var("TEST_DATABASE_URL").unwrap_or_else(|_| DEFAULT_TEST_DATABASE_URL.to_owned());
+        Arc::new(Readers::new(url.parse().unwrap(), size, Duration::from_secs(2)))
+    }
+
+    /// A page of the numbers 1..=`count` (each with its tenfold), `limit` of them.
+    fn numbers(count: i64, limit: i64) -> Sql {
+        let mut page = Sql::new(Placeholders::Postgres);
+        page.push("SELECT n, n * 10 AS tenfold FROM generate_series(1, ")
+            .bind(Bind::Int(count))
+            .push(") AS n ORDER BY n DESC LIMIT ")
+            .bind(Bind::Int(limit));
+        page
+    }
+
+    /// A page of another shape: `word` repeated `times`.
+    fn words(word: &str, times: i64) -> Sql {
+        let mut page = Sql::new(Placeholders::Postgres);
+        page.push("SELECT repeat(")
+            .bind(Bind::Text(word.to_owned()))
+            .push(", n::int) FROM generate_series(1, ")
+            .bind(Bind::Int(times))
+            .push(") AS n");
+        page
+    }
+
+    /// Reads `pages` as one queue's worth on a reader of `readers`: each page's answer, and how
+    /// many statements were run.
+    async fn read(readers: &Arc<Readers>, pages: Vec<Sql>) -> (Vec<ApiResult<Vec<PgRow>>>, u64) {
+        let mut answers = Vec::new();
+        let jobs = pages
+            .into_iter()
+            .map(|page| {
+                let (answer, answered) = oneshot::channel();
+                answers.push(answered);
+                ListJob { page, answer }
+            })
+            .collect();
+        let statements = read_pages(readers, readers.get().await, jobs).await;
+        let mut results = Vec::new();
+        for answered in answers {
+            results.push(answered.await.expect("every page is answered"));
+        }
+        (results, statements)
+    }
+
+    fn first_column(result: &ApiResult<Vec<PgRow>>) -> Vec<i64> {
+        let rows = result.as_ref().unwrap_or_else(|err| panic!("{err}"));
+        rows.iter().map(|row| row.get::<i64, _>(0)).collect()
+    }
+
+    #[test]
+    fn placeholders_become_the_batch_columns_and_a_stray_dollar_refuses() {
+        assert_eq!(
+            lateral("SELECT a FROM t WHERE b = $1 AND c = $12 LIMIT $2").as_deref(),
+            Some("SELECT a FROM t WHERE b = batch.p1 AND c = batch.p12 LIMIT batch.p2")
+        );
+        assert_eq!(lateral("SELECT 1").as_deref(), Some("SELECT 1"));
+        assert_eq!(lateral("SELECT '$' || $1"), None);
+    }
+
+    #[tokio::test]
+    async fn pages_of_one_shape_share_a_statement_and_each_gets_its_own_rows_in_order() {
+        let readers = readers(2);
+        let (results, statements) = read(
+            &readers,
+            vec![
+                numbers(3, 2),
+                words("ab", 2),
+                numbers(5, 5),
+                numbers(0, 5),
+                numbers(4, 1),
+                words("c", 3),
+            ],
+        )
+        .await;
+        // One statement per shape, not per page.
+        assert_eq!(statements, 2);
+        assert_eq!(first_column(&results[0]), [3, 2]);
+        assert_eq!(first_column(&results[2]), [5, 4, 3, 2, 1]);
+        assert_eq!(first_column(&results[3]), Vec::<i64>::new());
+        assert_eq!(first_column(&results[4]), [4]);
+        let words = |result: &ApiResult<Vec<PgRow>>| -> Vec<String> {
+            result.as_ref().unwrap().iter().map(|row| row.get(0)).collect()
+        };
+        assert_eq!(words(&results[1]), ["ab", "abab"]);
+        assert_eq!(words(&results[5]), ["c", "cc", "ccc"]);
+        // The page's own columns come first, as when it is read alone.
+        let tenfold: Vec<i64> = results[2].as_ref().unwrap().iter().map(|row| row.get(1)).collect();
+        assert_eq!(tenfold, [50, 40, 30, 20, 10]);
+        // The reader went back for the next batch.
+        assert_eq!(readers.idle_count(), 1);
+        readers.close().await;
+    }
+
+    #[tokio::test]
+    async fn a_page_whose_statement_fails_in_a_batch_fails_alone() {
+        let readers = readers(2);
+        // A negative LIMIT is refused by the server (SQLSTATE 2201W), failing the batch's
+        // statement; each page is then read alone.
+        let (results, statements) = read(&readers, vec![numbers(3, 2), numbers(3, -1), numbers(2, 2)]).await;
+        assert_eq!(first_column(&results[0]), [3, 2]);
+        assert!(
+            matches!(&results[1], Err(ApiError::Internal(_))),
+            "{:?}",
+            results[1].as_ref().map(Vec::len)
+        );
+        assert_eq!(first_column(&results[2]), [2, 1]);
+        // The batch, then each of its three pages.
+        assert_eq!(statements, 4);
+        readers.close().await;
+    }
+
+    #[tokio::test]
+    async fn pages_whose_client_left_are_not_read_and_a_missing_connection_fails_each_page() {
+        let readers = readers(1);
+        let (answer, answered) = oneshot::channel();
+        drop(answered);
+        let gone = ListJob {
+            page: numbers(3, 3),
+            answer,
+        };
+        assert_eq!(read_pages(&readers, readers.get().await, vec![gone]).await, 0);
+
+        let unreachable = Arc::new(Readers::new(
+            "postgres://postgres@127.0.0.1:1/none".parse().unwrap(),
+            1,
+            Duration::from_secs(2),
+        ));
+        let (results, statements) = read(&unreachable, vec![numbers(3, 2), numbers(4, 2)]).await;
+        assert_eq!(statements, 0);
+        for result in results {
+            assert!(
+                matches!(
+                    result,
+                    Err(ApiError::Unavailable {
+                        code: "database_unavailable",
+                        ..
+                    })
+                ),
+                "{:?}",
+                result.map(|rows| rows.len())
+            );
+        }
+        readers.close().await;
+    }
 }

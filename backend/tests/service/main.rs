@@ -10,6 +10,7 @@ mod chat;
 mod chat_llm;
 mod contract;
 mod hardening;
+mod list_reads;
 mod mcp;
 mod operations;
 mod process;

@@ -247,6 +247,15 @@ pub fn assert_error(status: StatusCode, body: &Value, expected_status: StatusCod
     );
 }
 
+/// Waits (bounded) until `count` reaches `n`: requests queued behind a hold, say.
+pub async fn until_count(what: &str, n: usize, count: impl Fn() -> usize) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while count() < n {
+        assert!(Instant::now() < deadline, "only {} of {n} {what}", count());
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
 /// Runs each listed `async fn name(engine: Engine)` once per database engine.
 #[macro_export]
 macro_rules! on_both_engines {

@@ -2,9 +2,9 @@
 //! (whose task creations share a statement): a failing write fails alone, and a client that got
 //! its 201 reads its write back at once.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use crate::support::{Engine, TestApp, assert_error, unique_email};
+use crate::support::{Engine, TestApp, assert_error, unique_email, until_count};
 use backend::db::Db;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -17,15 +17,7 @@ on_both_engines!(
 
 /// Waits (bounded) until `n` writes are queued behind the hold.
 async fn until_queued(app: &TestApp, n: usize) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while app.db.queued_writes() < n {
-        assert!(
-            Instant::now() < deadline,
-            "only {} of {n} writes reached the writer's queue",
-            app.db.queued_writes()
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    until_count("writes reached the writer's queue", n, || app.db.queued_writes()).await;
 }
 
 async fn a_failing_write_in_a_batch_fails_alone(engine: Engine) {
