@@ -115,6 +115,11 @@ fn migrator() -> Migrator {
                 "inline tags",
                 include_str!("../../migrations/postgres/0005_inline_tags.sql"),
             ),
+            migration(
+                6,
+                "task counts",
+                include_str!("../../migrations/postgres/0006_task_counts.sql"),
+            ),
         ]),
         ..Migrator::DEFAULT
     }
@@ -537,7 +542,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn migration_5_copies_each_tasks_tags_in_position_order() {
+    async fn migration_5_copies_each_tasks_tags_in_position_order_and_6_counts_each_users_tasks() {
         let (scratch, url) = Scratch::create().await;
         let db = Postgres::connect_lazy(&url, 2, Duration::from_secs(30)).unwrap();
         // The database as the release before migration 5 left it.
@@ -571,6 +576,24 @@ mod tests {
                 (2, vec![])
             ]
         );
+        // Migration 6 counted the tasks already there, and counts on.
+        let counts = |db: Postgres| async move {
+            let rows = sqlx::query("SELECT task_count FROM users ORDER BY id")
+                .fetch_all(db.pool())
+                .await
+                .unwrap();
+            rows.iter().map(|row| row.get::<i64, _>(0)).collect::<Vec<_>>()
+        };
+        assert_eq!(counts(db.clone()).await, [2]);
+        db.pool()
+            .execute(
+                "INSERT INTO users (id, email, name, password_hash, created_at) OVERRIDING SYSTEM VALUE VALUES (2, 'b@example.com', 'B', 'x', 0); \
+                 INSERT INTO tasks (id, user_id, title, priority, created_at, updated_at) OVERRIDING SYSTEM VALUE VALUES (3, 2, 'c', 'low', 2, 2), (4, 2, 'd', 'low', 3, 3), (5, 1, 'e', 'low', 4, 4); \
+                 DELETE FROM tasks WHERE id = 1;",
+            )
+            .await
+            .unwrap();
+        assert_eq!(counts(db.clone()).await, [2, 2]);
         // Run again, nothing is applied twice.
         db.migrate().await.unwrap();
         db.close().await;

@@ -59,6 +59,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     // 4, not 2: databases already at 3 would skip a 2 (user_version only grows).
     (4, include_str!("../../migrations/sqlite/0004_chat.sql")),
     (5, include_str!("../../migrations/sqlite/0005_inline_tags.sql")),
+    (6, include_str!("../../migrations/sqlite/0006_task_counts.sql")),
 ];
 
 /// Where the database lives, from `DATABASE_URL`.
@@ -627,5 +628,35 @@ mod tests {
             MIGRATIONS.last().unwrap().0,
             "adopted at 1, not re-applied (which would fail: tables exist), then migrated on"
         );
+    }
+
+    #[test]
+    fn migration_6_counts_the_tasks_already_there_and_keeps_counting() {
+        let conn = Connection::open_in_memory().unwrap();
+        for (_, sql) in MIGRATIONS.iter().filter(|(number, _)| *number < 6) {
+            conn.execute_batch(sql).unwrap();
+        }
+        conn.pragma_update(None, "user_version", 5).unwrap();
+        conn.execute_batch(
+            "INSERT INTO users (id, email, password_hash, created_at) VALUES (1, 'a@example.com', 'x', 0), (2, 'b@example.com', 'x', 0);
+             INSERT INTO tasks (user_id, title, priority, created_at, updated_at) VALUES (1, 'a', 'low', 0, 0), (1, 'b', 'low', 0, 0);",
+        )
+        .unwrap();
+        migrate(&conn).unwrap();
+        let counts = |conn: &Connection| -> Vec<i64> {
+            let mut select = conn.prepare("SELECT task_count FROM users ORDER BY id").unwrap();
+            select
+                .query_map([], |row| row.get(0))
+                .unwrap()
+                .map(Result::unwrap)
+                .collect()
+        };
+        assert_eq!(counts(&conn), [2, 0]);
+        conn.execute_batch(
+            "INSERT INTO tasks (user_id, title, priority, created_at, updated_at) VALUES (2, 'c', 'low', 0, 0), (2, 'd', 'low', 0, 0);
+             DELETE FROM tasks WHERE title = 'a';",
+        )
+        .unwrap();
+        assert_eq!(counts(&conn), [1, 2]);
     }
 }

@@ -1,6 +1,6 @@
 //! The API suite: every route and error case, run against SQLite and PostgreSQL alike.
 
-use crate::support::{Engine, JWT_SECRET, TestApp, assert_error, unique_email};
+use crate::support::{Engine, JWT_SECRET, TestApp, assert_error, unique_email, until_count};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -16,6 +16,7 @@ on_both_engines!(
     malformed_requests_get_clear_client_errors,
     users_only_ever_see_their_own_tasks,
     list_pages_and_counts_all_matches,
+    the_unfiltered_total_follows_every_create_and_delete,
     list_filters_by_status_priority_tag_and_text,
     list_sorts_by_every_key,
     list_rejects_bad_query_parameters,
@@ -538,6 +539,78 @@ async fn titles(app: &TestApp, token: &str, query: &str) -> (Vec<String>, i64) {
         .map(|t| t["title"].as_str().unwrap().to_owned())
         .collect();
     (titles, page["total"].as_i64().unwrap())
+}
+
+/// An unfiltered page reads its total from the count kept beside the user (migration 6), a
+/// filtered one counts its matches: both stay right through creates alone and in batches, for
+/// several users at once, and deletes.
+async fn the_unfiltered_total_follows_every_create_and_delete(engine: Engine) {
+    let app = TestApp::spawn(engine).await;
+    let (ann, _) = app.register("counted").await;
+    let (bob, _) = app.register("counted-too").await;
+    let total = |token: String, query: &'static str| {
+        let app = &app;
+        async move {
+            let (status, page) = app
+                .call(
+                    Method::GET,
+                    &format!("/api/v1/tasks?limit=1{query}"),
+                    Some(&token),
+                    None,
+                )
+                .await;
+            assert_eq!(status, StatusCode::OK, "{page}");
+            page["total"].as_i64().unwrap()
+        }
+    };
+    assert_eq!(total(ann.clone(), "").await, 0);
+    let mut ids = Vec::new();
+    for title in ["one", "two", "three"] {
+        ids.push(
+            app.create_task(&ann, json!({"title": title})).await["id"]
+                .as_i64()
+                .unwrap(),
+        );
+    }
+    // Creates that go out together (one statement on PostgreSQL, one transaction on SQLite),
+    // two users' mixed.
+    let hold = app.db.hold_writes().await;
+    let creates = async {
+        tokio::join!(
+            app.create_task(&ann, json!({"title": "batched one"})),
+            app.create_task(&bob, json!({"title": "bob's"})),
+            app.create_task(&ann, json!({"title": "batched two"})),
+            app.create_task(&ann, json!({"title": "batched three"})),
+        )
+    };
+    let release = async {
+        until_count("creates queued", 4, || app.db.queued_writes()).await;
+        drop(hold);
+    };
+    tokio::join!(creates, release);
+    assert_eq!(total(ann.clone(), "").await, 6);
+    assert_eq!(total(bob.clone(), "").await, 1);
+
+    for id in &ids[..2] {
+        let (status, body) = app
+            .call(Method::DELETE, &format!("/api/v1/tasks/{id}"), Some(&ann), None)
+            .await;
+        assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    }
+    let (status, body) = app
+        .call(
+            Method::PATCH,
+            &format!("/api/v1/tasks/{}", ids[2]),
+            Some(&ann),
+            Some(json!({"completed": true})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(total(ann.clone(), "").await, 4);
+    // Counted by the filter, the parts add up to the kept total.
+    assert_eq!(total(ann.clone(), "&status=completed").await, 1);
+    assert_eq!(total(ann.clone(), "&status=pending").await, 3);
+    assert_eq!(total(bob.clone(), "").await, 1);
 }
 
 async fn list_filters_by_status_priority_tag_and_text(engine: Engine) {
