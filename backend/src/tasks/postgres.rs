@@ -423,6 +423,11 @@ pub(crate) async fn read_pages(readers: &Arc<Readers>, reader: sqlx::Result<Read
         reader.done();
     }
     for job in alone {
+        // Reading alone takes a connection each, maybe a new one: not for a client gone meanwhile
+        // (its request timed out, say).
+        if job.answer.is_closed() {
+            continue;
+        }
         statements += 1;
         let rows = match readers.get().await {
             Ok(reader) => read_page(reader, &job.page).await,
