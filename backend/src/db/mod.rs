@@ -110,9 +110,7 @@ impl Db {
             Self::Postgres(db) => db.batch_counts(),
         }
     }
-}
 
-impl Db {
     /// PostgreSQL's list pages queue up without being read until the returned hold is dropped,
     /// and are then read together (see [`crate::tasks::postgres::read_pages`]). `None` on
     /// SQLite, whose pages are read where they are asked for. For tests of the batching.

@@ -658,8 +658,8 @@ fn list_sql(placeholders: Placeholders, owner: Owner<'_>, limit: u32, query: &Li
     filter
         .push(" FROM tasks WHERE user_id = ")
         .bind(Bind::Int(owner.user_id()));
-    // The user's id is bound first, alone: any later bind is a filter.
-    let filtered = query.status.unwrap_or_default() != StatusFilter::All;
+    // Anything pushed after the user's own condition is a filter.
+    let unfiltered = filter.text.len();
     match query.status.unwrap_or_default() {
         StatusFilter::All => {}
         StatusFilter::Pending => {
@@ -699,7 +699,7 @@ fn list_sql(placeholders: Placeholders, owner: Owner<'_>, limit: u32, query: &Li
         filter.push(" AND due_date <= ").bind(Bind::Text(to.to_owned()));
     }
 
-    let filtered = filtered || filter.binds.len() > 1;
+    let filtered = filter.text.len() > unfiltered;
     let mut count = filter.clone();
     count.text.insert_str(0, "SELECT COUNT(*)");
 

@@ -331,6 +331,10 @@ pub(super) async fn list_json(db: &Postgres, sql: &ListSql, limit: u32) -> ApiRe
 /// (see [`crate::db::pg_readers`]) when there are any: at once when one is free, else together
 /// with the other pages waiting for one (see [`read_pages`]).
 async fn page_rows(db: &Postgres, sql: &ListSql) -> ApiResult<Vec<PgRow>> {
+    if db.readers().is_none() {
+        // A single connection in all: the pool reads every page.
+        return Ok(sql.page.query().fetch_all(db.pool()).await?);
+    }
     if let Some(reader) = db.idle_reader().await? {
         return Ok(read_page(reader, &sql.page).await?);
     }
@@ -340,7 +344,7 @@ async fn page_rows(db: &Postgres, sql: &ListSql) -> ApiResult<Vec<PgRow>> {
         answer,
     };
     if let Some(job) = db.queue_list(job) {
-        // No readers (a single connection), or the queue is gone: the pool reads it.
+        // The queue is gone (the runtime is shutting down): the pool reads it.
         return Ok(job.page.query().fetch_all(db.pool()).await?);
     }
     answered.await.map_err(|_| ApiError::Unavailable {
