@@ -37,7 +37,7 @@ use crate::{
     login_throttle::LoginPolicy,
     metrics::Metrics,
     routes,
-    state::{AppState, BuildInfo, Readiness},
+    state::{AppState, BuildInfo, Readiness, Shared},
 };
 
 /// Routes polled by the kubelet and Prometheus: their successful requests are logged at debug.
@@ -74,7 +74,7 @@ impl Application {
                 secret
             }
         };
-        let state = AppState {
+        let state = AppState::new(Shared {
             db,
             tokens: Tokens::new(&secret, Duration::from_secs(config.token_ttl_seconds)),
             login: LoginPolicy::from_config(&config),
@@ -86,7 +86,7 @@ impl Application {
                 build: config.app_build.clone(),
             }),
             assistant: Arc::new(Assistant::from_config(&config)?),
-        };
+        });
         let listener = TcpListener::bind(config.listen_addr)
             .await
             .with_context(|| format!("cannot listen on {}", config.listen_addr))?;
@@ -124,8 +124,8 @@ impl Application {
     ) -> anyhow::Result<()> {
         let policy =
             ShutdownPolicy::from_secs(self.config.shutdown_drain_seconds, self.config.shutdown_timeout_seconds);
-        let readiness = self.state.readiness;
-        let db = self.state.db;
+        let readiness = self.state.readiness.clone();
+        let db = self.state.db.clone();
         let close_db = async move { db.close().await };
         let settings = ServerSettings::new(&self.config.connections, head_too_large());
         serve_until_stopped(

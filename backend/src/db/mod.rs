@@ -28,7 +28,7 @@ pub enum Db {
     /// An embedded SQLite file.
     Sqlite(Arc<sqlite::Sqlite>),
     /// A PostgreSQL server.
-    Postgres(postgres::Postgres),
+    Postgres(Arc<postgres::Postgres>),
 }
 
 impl std::fmt::Debug for Db {
@@ -43,11 +43,11 @@ impl Db {
     pub fn connect_lazy(url: &str, max_connections: u32, statement_timeout: Duration) -> anyhow::Result<Self> {
         Ok(match DatabaseKind::of(url)? {
             DatabaseKind::Sqlite => Self::Sqlite(Arc::new(sqlite::Sqlite::new(url)?)),
-            DatabaseKind::Postgres => Self::Postgres(postgres::Postgres::connect_lazy(
+            DatabaseKind::Postgres => Self::Postgres(Arc::new(postgres::Postgres::connect_lazy(
                 url,
                 max_connections,
                 statement_timeout,
-            )?),
+            )?)),
         })
     }
 

@@ -15,7 +15,13 @@ use axum::{
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 
-use crate::{error::ApiError, openapi::ApiDoc, state::AppState};
+use std::sync::Arc;
+
+use crate::{
+    error::ApiError,
+    openapi::ApiDoc,
+    state::{AppState, Readiness},
+};
 
 /// Every documented route: `/api/v1/...` plus health, version and metrics.
 pub fn api(state: &AppState) -> OpenApiRouter<AppState> {
@@ -23,7 +29,7 @@ pub fn api(state: &AppState) -> OpenApiRouter<AppState> {
         .merge(auth::router())
         .merge(tasks::router())
         .merge(chat::router())
-        .route_layer(from_fn_with_state(state.clone(), require_schema));
+        .route_layer(from_fn_with_state(state.readiness.clone(), require_schema));
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .nest("/api/v1", v1)
         .merge(health::router())
@@ -31,8 +37,8 @@ pub fn api(state: &AppState) -> OpenApiRouter<AppState> {
 }
 
 /// Until migrations are applied, API calls get a clear 503 rather than "no such table".
-async fn require_schema(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    if state.readiness.is_migrated() {
+async fn require_schema(State(readiness): State<Arc<Readiness>>, request: Request, next: Next) -> Response {
+    if readiness.is_migrated() {
         next.run(request).await
     } else {
         ApiError::Unavailable {
