@@ -1,9 +1,11 @@
 //! Logging: `tracing` to stderr, as text or JSON lines, filtered by `RUST_LOG`.
 
+mod json_lines;
+
 use std::io::IsTerminal;
 
 use clap::ValueEnum;
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::{EnvFilter, fmt::format::JsonFields};
 
 /// Log line format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -28,10 +30,8 @@ pub fn init(filter: &str, format: LogFormat) {
     // `try_init` fails only when a subscriber is already installed (tests start several servers).
     let _ = match format {
         LogFormat::Json => builder
-            .json()
-            .flatten_event(true)
-            .with_current_span(true)
-            .with_span_list(false)
+            .fmt_fields(JsonFields::new())
+            .event_format(json_lines::JsonLines)
             .try_init(),
         LogFormat::Text => builder.try_init(),
     };
