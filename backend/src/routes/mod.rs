@@ -7,6 +7,8 @@ pub mod health;
 pub mod meta;
 pub mod tasks;
 
+use std::sync::Arc;
+
 use axum::{
     extract::{Request, State},
     middleware::{Next, from_fn_with_state},
@@ -14,8 +16,6 @@ use axum::{
 };
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
-
-use std::sync::Arc;
 
 use crate::{
     error::ApiError,

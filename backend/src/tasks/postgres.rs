@@ -356,11 +356,9 @@ impl<'r> TextArray<'r> {
         };
         let bytes = value.as_bytes().map_err(|_| decode_error("a NULL array"))?;
         let elements = array_elements(bytes).ok_or_else(|| decode_error("not a text array of one dimension"))?;
-        let mut rest = elements;
-        while !rest.is_empty() {
-            let (element, after) = next_element(rest).ok_or_else(|| decode_error("a NULL or cut element"))?;
+        for element in each_element(elements) {
+            let element = element.ok_or_else(|| decode_error("a NULL or cut element"))?;
             std::str::from_utf8(element).map_err(|_| decode_error("an element that is not UTF-8"))?;
-            rest = after;
         }
         Ok(Self::Binary(elements))
     }
@@ -378,26 +376,34 @@ fn array_elements(bytes: &[u8]) -> Option<&[u8]> {
     }
 }
 
-/// The first element of `elements` and what follows it; `None` for a NULL or cut element.
-fn next_element(elements: &[u8]) -> Option<(&[u8], &[u8])> {
-    let (length, rest) = elements.split_first_chunk::<4>()?;
-    let length = usize::try_from(i32::from_be_bytes(*length)).ok()?;
-    (rest.len() >= length).then(|| rest.split_at(length))
+/// Each element's bytes in an array's elements part (each a length, then its bytes); `None` for a
+/// NULL or cut element, which ends the walk.
+fn each_element(mut rest: &[u8]) -> impl Iterator<Item = Option<&[u8]>> {
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let element = rest.split_first_chunk::<4>().and_then(|(length, after)| {
+            let length = usize::try_from(i32::from_be_bytes(*length)).ok()?;
+            (after.len() >= length).then(|| after.split_at(length))
+        });
+        let Some((element, after)) = element else {
+            rest = &[];
+            return Some(None);
+        };
+        rest = after;
+        Some(Some(element))
+    })
 }
 
 impl serde::Serialize for TextArray<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
             Self::Decoded(tags) => tags.serialize(serializer),
-            Self::Binary(elements) => {
-                let mut rest = *elements;
-                serializer.collect_seq(std::iter::from_fn(|| {
-                    let (element, after) = next_element(rest)?;
-                    rest = after;
-                    // Checked in `TextArray::of`.
-                    std::str::from_utf8(element).ok()
-                }))
-            }
+            // Checked in `TextArray::of`.
+            Self::Binary(elements) => serializer.collect_seq(
+                each_element(elements).map_while(|element| element.and_then(|e| std::str::from_utf8(e).ok())),
+            ),
         }
     }
 }
