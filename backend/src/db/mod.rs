@@ -201,6 +201,18 @@ impl std::fmt::Display for Timestamp {
     }
 }
 
+impl Timestamp {
+    /// The JSON string [`Timestamp`]'s `Serialize` writes, appended to `out`: digits and
+    /// punctuation only, so nothing to escape.
+    pub(crate) fn write_json(self, out: &mut Vec<u8>) {
+        out.push(b'"');
+        if let Some(text) = self.render() {
+            out.extend_from_slice(&text);
+        }
+        out.push(b'"');
+    }
+}
+
 impl serde::Serialize for Timestamp {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self.render() {

@@ -44,18 +44,20 @@ impl PageWriter {
         Self { json, items: 0 }
     }
 
-    pub(crate) fn push(&mut self, task: &impl Serialize) -> ApiResult<()> {
+    pub(crate) fn push<Tags: Serialize>(&mut self, task: &TaskRef<'_, Tags>) -> ApiResult<()> {
         if self.items > 0 {
             self.json.push(b',');
         }
-        serde_json::to_writer(&mut self.json, task).map_err(|err| ApiError::Internal(err.into()))?;
+        task.write_json(&mut self.json)
+            .map_err(|err| ApiError::Internal(err.into()))?;
         self.items += 1;
         Ok(())
     }
 
     pub(crate) fn finish(mut self, total: i64) -> PageJson {
         self.json.extend_from_slice(b"],\"total\":");
-        self.json.extend_from_slice(total.to_string().as_bytes());
+        self.json
+            .extend_from_slice(itoa::Buffer::new().format(total).as_bytes());
         self.json.push(b'}');
         PageJson(self.json)
     }
@@ -64,7 +66,6 @@ impl PageWriter {
 /// A stored task serialized exactly as [`Task`](super::Task), from borrowed text (on SQLite the
 /// tags as their stored comma-joined column, on PostgreSQL as the array). A test holds the two to
 /// the same bytes.
-#[derive(Serialize)]
 pub(crate) struct TaskRef<'a, Tags: Serialize = JoinedTags<'a>> {
     pub(crate) id: i64,
     pub(crate) title: &'a str,
@@ -75,6 +76,39 @@ pub(crate) struct TaskRef<'a, Tags: Serialize = JoinedTags<'a>> {
     pub(crate) tags: Tags,
     pub(crate) created_at: Timestamp,
     pub(crate) updated_at: Timestamp,
+}
+
+impl<Tags: Serialize> TaskRef<'_, Tags> {
+    /// The task's JSON object, in [`Task`](super::Task)'s field order, appended to `out`: the
+    /// keys, literals, numbers and timestamps as bytes, and only the free text (title,
+    /// description, due date, tags) through serde_json's escaping. serde's struct serializer
+    /// escaped every key and every timestamp again and checked the timestamps' UTF-8: ~7% of a
+    /// PostgreSQL list request's backend CPU time (perf), about half of it that.
+    fn write_json(&self, out: &mut Vec<u8>) -> serde_json::Result<()> {
+        out.extend_from_slice(b"{\"id\":");
+        out.extend_from_slice(itoa::Buffer::new().format(self.id).as_bytes());
+        out.extend_from_slice(b",\"title\":");
+        serde_json::to_writer(&mut *out, self.title)?;
+        out.extend_from_slice(b",\"description\":");
+        serde_json::to_writer(&mut *out, &self.description)?;
+        out.extend_from_slice(if self.completed {
+            b",\"completed\":true,\"priority\":\""
+        } else {
+            b",\"completed\":false,\"priority\":\""
+        });
+        // A fixed word of lowercase letters: nothing to escape.
+        out.extend_from_slice(self.priority.as_str().as_bytes());
+        out.extend_from_slice(b"\",\"due_date\":");
+        serde_json::to_writer(&mut *out, &self.due_date)?;
+        out.extend_from_slice(b",\"tags\":");
+        serde_json::to_writer(&mut *out, &self.tags)?;
+        out.extend_from_slice(b",\"created_at\":");
+        self.created_at.write_json(out);
+        out.extend_from_slice(b",\"updated_at\":");
+        self.updated_at.write_json(out);
+        out.push(b'}');
+        Ok(())
+    }
 }
 
 /// Comma-joined tags, serialized as the list they are.
