@@ -14,7 +14,8 @@ fn main() -> ExitCode {
 }
 
 fn serve(config: frontend::config::Config) -> ExitCode {
-    todo_service::telemetry::init(&config.log_filter, config.log_format);
+    // Dropped last, at the end of this function: writes the log lines still buffered.
+    let _logs = todo_service::telemetry::init(&config.log_filter, config.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(err) => {
