@@ -15,7 +15,7 @@ use std::{
 };
 
 use sqlx::{Connection, PgConnection, postgres::PgConnectOptions};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 
 use super::postgres::needs_ping;
 
@@ -27,6 +27,8 @@ pub struct Readers {
     idle: Mutex<Vec<Idle>>,
     acquire_timeout: Duration,
     size: u32,
+    /// Signalled each time a reader is given back or closed.
+    freed: Notify,
 }
 
 #[derive(Debug)]
@@ -40,7 +42,14 @@ struct Idle {
 pub struct Reader {
     conn: Option<PgConnection>,
     readers: Arc<Readers>,
-    _slot: OwnedSemaphorePermit,
+    slot: Option<OwnedSemaphorePermit>,
+}
+
+impl Drop for Reader {
+    fn drop(&mut self) {
+        drop(self.slot.take());
+        self.readers.freed.notify_one();
+    }
 }
 
 impl Readers {
@@ -51,6 +60,7 @@ impl Readers {
             size,
             idle: Mutex::new(Vec::new()),
             acquire_timeout,
+            freed: Notify::new(),
         }
     }
 
@@ -108,8 +118,26 @@ impl Readers {
             return Ok(Reader {
                 conn: Some(conn),
                 readers: self.clone(),
-                _slot: slot,
+                slot: Some(slot),
             });
+        }
+    }
+
+    /// How many readers are in use.
+    pub fn busy(&self) -> usize {
+        (self.size as usize).saturating_sub(self.slots.available_permits())
+    }
+
+    /// Waits until no reader is in use, up to `deadline`.
+    pub async fn all_idle_by(&self, deadline: tokio::time::Instant) {
+        loop {
+            let freed = self.freed.notified();
+            if self.busy() == 0 {
+                return;
+            }
+            if tokio::time::timeout_at(deadline, freed).await.is_err() {
+                return;
+            }
         }
     }
 

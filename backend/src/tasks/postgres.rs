@@ -795,6 +795,75 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn pages_that_find_a_reader_busy_wait_for_it_together_but_no_longer_than_the_gather_time() {
+        let url = std::env::var("TEST_DATABASE_URL").unwrap_or_else(|_| DEFAULT_TEST_DATABASE_URL.to_owned());
+        let list = |count: i64| ListSql {
+            page: numbers(count, 2),
+            count: numbers(count, 2),
+            offset: 0,
+        };
+        let spawn_pages = |db: &Postgres| {
+            (1..=3)
+                .map(|n| {
+                    let db = db.clone();
+                    tokio::spawn(async move { page_rows(&db, &list(n + 2)).await })
+                })
+                .collect::<Vec<_>>()
+        };
+        let first_columns = |rows: Vec<PgRow>| rows.iter().map(|row| row.get::<i64, _>(0)).collect::<Vec<_>>();
+
+        // A long gather: the pages wait for the busy reader rather than take the free one, and
+        // then go out together in one statement.
+        let db = Postgres::connect_lazy(&url, 4, Duration::from_secs(30))
+            .unwrap()
+            .with_list_gather(Duration::from_secs(20));
+        let busy = db.readers().expect("two list readers").get().await.unwrap();
+        let pages = spawn_pages(&db);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(
+            pages.iter().all(|page| !page.is_finished()),
+            "a page was read alone on the free reader while the other was busy"
+        );
+        assert_eq!(db.list_batches().statements, 0);
+        busy.done();
+        let mut read = Vec::new();
+        for page in pages {
+            read.push(first_columns(page.await.unwrap().unwrap()));
+        }
+        assert_eq!(read, [vec![3, 2], vec![4, 3], vec![5, 4]]);
+        assert_eq!(
+            db.list_batches(),
+            crate::db::postgres::ListBatches {
+                statements: 1,
+                pages: 3
+            }
+        );
+        db.close().await;
+
+        // A short gather and a reader busy for longer: the wait ends, and the free reader reads
+        // them while the other is still held.
+        let gather = Duration::from_millis(200);
+        let db = Postgres::connect_lazy(&url, 4, Duration::from_secs(30))
+            .unwrap()
+            .with_list_gather(gather);
+        let busy = db.readers().unwrap().get().await.unwrap();
+        let started = std::time::Instant::now();
+        let mut read = Vec::new();
+        for page in spawn_pages(&db) {
+            read.push(first_columns(page.await.unwrap().unwrap()));
+        }
+        assert!(
+            started.elapsed() >= gather,
+            "answered before the gather time: {:?}",
+            started.elapsed()
+        );
+        assert_eq!(read, [vec![3, 2], vec![4, 3], vec![5, 4]]);
+        assert_eq!(db.readers().unwrap().busy(), 1, "the held reader is still held");
+        busy.done();
+        db.close().await;
+    }
+
+    #[tokio::test]
     async fn text_arrays_serialize_from_their_bytes_as_the_decoded_strings_do() {
         let readers = readers(1);
         let mut reader = readers.get().await.unwrap();
