@@ -92,11 +92,12 @@ const MAX_LIST_BATCH: usize = 64;
 /// How long list pages that find a reader busy wait for it to finish, gathering, before they take
 /// another: a statement costs the machine far more than a page in it (a round trip that wakes
 /// the server and then the backend, a portal, a snapshot), so two half-size statements cost more
-/// than one whole one. Measured (2 cores, oha -c16, list of 20, five paired runs, and again in
-/// three): taking the free reader at once, 0.33 statements per page, 158-167 µs of the
-/// machine's CPU per page in the slower hour and 130-133 in the faster; waiting up to 300 µs,
-/// 0.15-0.17 statements per page, 124-141 and 107-112 µs, req/s up 8-12% in both. The wait is
-/// bounded, so a slow page holds the others up by no more than this.
+/// than one whole one. Measured (2 cores, release build, oha -c16 on a list of 20, CPU time from
+/// /proc, six runs each way taken in turn): taking the free reader at once, 0.33 statements per
+/// page, a median of ~141 µs of the machine's CPU per page and 13.0k req/s; waiting up to
+/// 300 µs, 0.15-0.17 statements per page, ~116 µs and 14.4k req/s (1 ms: no better). The
+/// bench's open-loop list p99 went from 1.2-1.4 to 1.8-2.0 ms. The wait is bounded, so a slow
+/// page holds the others up by no more than this.
 const LIST_GATHER: Duration = Duration::from_micros(300);
 
 /// The migrations, embedded (the image has no files besides the binary). Built by hand rather
@@ -280,10 +281,9 @@ impl Postgres {
         // The connections are shared out: up to two read list pages, the rest do everything else.
         // Few on purpose: pages that find one busy queue (and wait for it, up to `LIST_GATHER`),
         // and the next free one reads them together (see `read_pages`), a statement per batch
-        // rather than per page. Measured on 2
-        // cores, server on the same machine (list of 20, oha -c16 -z8s, three runs each): five
-        // list connections 9.1-10.7k req/s, two 11.5-12.0k, one 12.3-12.5k; one is not kept, as
-        // a slow page would then hold up every other.
+        // rather than per page. Measured on 2 cores, server on the same machine (list of 20, oha
+        // -c16 -z8s, three runs each): five list connections 9.1-10.7k req/s, two 11.5-12.0k,
+        // one 12.3-12.5k; one is not kept, as a slow page would then hold up every other.
         let list_connections = (max_connections / 2).min(LIST_CONNECTIONS);
         // The list statement's plan does not depend on its parameter values: every user's page
         // comes from the (user_id, created_at, id) index. By default the server plans it anew on
