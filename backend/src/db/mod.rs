@@ -190,18 +190,7 @@ impl Timestamp {
         }
         Some(out)
     }
-}
 
-impl std::fmt::Display for Timestamp {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self.render() {
-            Some(text) => f.write_str(std::str::from_utf8(&text).map_err(|_| std::fmt::Error)?),
-            None => Ok(()),
-        }
-    }
-}
-
-impl Timestamp {
     /// The JSON string [`Timestamp`]'s `Serialize` writes, appended to `out`: digits and
     /// punctuation only, so nothing to escape.
     pub(crate) fn write_json(self, out: &mut Vec<u8>) {
@@ -210,6 +199,15 @@ impl Timestamp {
             out.extend_from_slice(&text);
         }
         out.push(b'"');
+    }
+}
+
+impl std::fmt::Display for Timestamp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.render() {
+            Some(text) => f.write_str(std::str::from_utf8(&text).map_err(|_| std::fmt::Error)?),
+            None => Ok(()),
+        }
     }
 }
 
