@@ -51,9 +51,14 @@ const BENCH_DATABASE: &str = "todo_bench";
 /// Arguments of `cargo xtask bench`.
 #[derive(Debug, Args)]
 pub struct Bench {
-    /// Seconds each throughput (closed-loop) row runs.
+    /// Seconds each throughput (closed-loop) row runs, in all.
     #[arg(long, default_value_t = 8)]
     pub duration: u64,
+    /// The throughput rows run in turn this many times, each for its share of `--duration`
+    /// (/health, list, create, /health, ...), so a change of the machine's speed during the run
+    /// reaches every row alike and the shares of /health compare like with like.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..))]
+    pub rounds: u32,
     /// Connections kept busy in each throughput row.
     #[arg(long, default_value_t = 16)]
     pub connections: usize,
@@ -85,7 +90,7 @@ pub struct Bench {
     /// [JSON default: target/bench/inner-loop.json].
     #[arg(
         long,
-        conflicts_with_all = ["baseline", "engines", "duration", "connections", "rate", "open_loop_seconds"]
+        conflicts_with_all = ["baseline", "engines", "duration", "rounds", "connections", "rate", "open_loop_seconds"]
     )]
     pub inner_loop: bool,
 }
@@ -124,6 +129,7 @@ impl Bench {
         if self.inner_loop {
             return inner_loop(sh, self.json.as_deref());
         }
+        self.round_duration()?;
         let oha = tools::require(oha::OHA)?;
         if self.engines.contains(&Engine::Postgres) {
             tools::require(PSQL)?;
@@ -187,6 +193,24 @@ impl Bench {
             bail!("goals missed:\n  - {}", missed.join("\n  - "));
         }
         Ok(())
+    }
+}
+
+impl Bench {
+    /// How long each throughput row runs per round: `--duration` shared by `--rounds`, at least a
+    /// second (shorter runs would measure oha's start and its connections more than the server).
+    fn round_duration(&self) -> anyhow::Result<Duration> {
+        let each = Duration::from_secs(self.duration) / self.rounds;
+        if each < Duration::from_secs(1) {
+            bail!(
+                "--duration {} in --rounds {} gives each round {}; give each round at least 1s \
+                 (a longer --duration or fewer --rounds)",
+                self.duration,
+                self.rounds,
+                crate::progress::human(each)
+            );
+        }
+        Ok(each)
     }
 }
 
@@ -312,6 +336,36 @@ mod tests {
     }
 
     #[test]
+    fn the_throughput_rows_run_in_rounds_of_at_least_a_second() {
+        use clap::Parser;
+        let bench = |args: &[&str]| Cli::try_parse_from([&["bench"], args].concat()).map(|c| c.bench);
+        let default = bench(&[]).unwrap();
+        assert_eq!((default.duration, default.rounds), (8, 4));
+        assert_eq!(default.round_duration().unwrap(), Duration::from_secs(2));
+        assert_eq!(
+            bench(&["--duration", "3", "--rounds", "2"])
+                .unwrap()
+                .round_duration()
+                .unwrap(),
+            Duration::from_millis(1500)
+        );
+        assert_eq!(
+            bench(&["--rounds", "1"]).unwrap().round_duration().unwrap(),
+            Duration::from_secs(8)
+        );
+        let err = bench(&["--duration", "2"])
+            .unwrap()
+            .round_duration()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("--duration 2 in --rounds 4 gives each round 500ms"),
+            "{err}"
+        );
+        assert!(bench(&["--rounds", "0"]).is_err());
+    }
+
+    #[test]
     fn the_inner_loop_bench_refuses_the_load_generators_flags() {
         use clap::Parser;
         let parsed = Cli::try_parse_from(["bench", "--inner-loop", "--json", "out.json"]).unwrap();
@@ -322,6 +376,7 @@ mod tests {
             ["--rate", "100"],
             ["--duration", "2"],
             ["--connections", "4"],
+            ["--rounds", "2"],
             ["--open-loop-seconds", "5"],
             ["--baseline", "old.json"],
         ] {

@@ -1,7 +1,10 @@
 //! One engine's measurement: its backend started on a fresh database (start-up time, memory),
-//! seeded, loaded closed-loop and open-loop, and — beside the first engine — the frontend.
+//! seeded, loaded open-loop and then closed-loop in rounds, and — beside the first engine — the
+//! frontend.
 
 use std::{path::Path, sync::atomic::AtomicBool, time::Duration};
+
+use anyhow::Context;
 
 use serde_json::json;
 use todo_service::contract::{HEALTH_PATH, SESSION_COOKIE};
@@ -9,11 +12,14 @@ use xshell::Shell;
 
 use super::{
     BENCH_DATABASE, Bench, Engine, fresh_postgres_database,
-    oha::{Load, Pace},
+    oha::{Load, Outcome, Pace},
     report::{BenchReport, EngineRun, Scenario, millis, scenario},
     rss_mib, seed,
 };
-use crate::{exec::service::Services, progress::step};
+use crate::{
+    exec::service::Services,
+    progress::{human, step},
+};
 
 /// The JWT secret of the benchmark's backend.
 const SECRET: &str = "bench-secret-bench-secret-bench-secret-0";
@@ -56,22 +62,34 @@ impl Measure<'_> {
         let (reader, writer) = step("seed: a user with 100 tasks, and a user to write as", || seed(&backend))?;
         let tasks = format!("{backend}/api/v1/tasks");
         let prefix = engine.name();
-        let health = self.row(
-            format!("{prefix}: GET /health"),
-            self.closed(format!("{backend}{HEALTH_PATH}"), None, false),
-        )?;
-        let list = self.row(
-            format!("{prefix}: GET /api/v1/tasks?limit=20 (of 100)"),
-            self.closed(format!("{tasks}?limit=20"), Some(&reader), false),
-        )?;
+        // The open loop first, on the data as seeded: the closed-loop create rows then write as
+        // fast as they can (tens of thousands of rows), and the checkpoints of that burst would
+        // otherwise land in the latency row, which is meant to measure the steady 2,000 req/s.
         let (mixed_list, mixed_create) = self.open_loop(prefix, &tasks, &reader, &writer)?;
-        // After the open loop: the closed-loop create row writes as fast as it can (tens of
-        // thousands of rows), and the checkpoints of that burst would otherwise land in the
-        // latency row, which is meant to measure the steady 2,000 req/s.
-        let create = self.row(
-            format!("{prefix}: POST /api/v1/tasks"),
-            self.closed(tasks.clone(), Some(&writer), true),
+        let [health, list, create] = self.rounds(
+            prefix,
+            [
+                (
+                    format!("GET {HEALTH_PATH}"),
+                    self.closed(format!("{backend}{HEALTH_PATH}"), None, false),
+                ),
+                (
+                    "GET /api/v1/tasks?limit=20 (of 100)".to_owned(),
+                    self.closed(format!("{tasks}?limit=20"), Some(&reader), false),
+                ),
+                (
+                    "POST /api/v1/tasks".to_owned(),
+                    self.closed(tasks.clone(), Some(&writer), true),
+                ),
+            ],
         )?;
+        self.report.scenarios.extend([
+            health.clone(),
+            list.clone(),
+            create.clone(),
+            mixed_list.clone(),
+            mixed_create.clone(),
+        ]);
         if with_frontend {
             self.frontend(&backend, &reader)?;
         }
@@ -124,6 +142,47 @@ impl Measure<'_> {
         Ok(scenario)
     }
 
+    /// The throughput rows, run in turn `--rounds` times for their share of `--duration` each
+    /// (A B C A B C ...) and each read as one row: the machine's speed drifts by several percent
+    /// within a minute here, and rows run one after the other would divide figures measured at
+    /// different speeds.
+    fn rounds<const N: usize>(&mut self, prefix: &str, rows: [(String, Load); N]) -> anyhow::Result<[Scenario; N]> {
+        let rounds = self.bench.rounds;
+        let each = self.bench.round_duration()?;
+        let names: Vec<&str> = rows.iter().map(|(name, _)| name.as_str()).collect();
+        let mut runs: [Vec<Outcome>; N] = std::array::from_fn(|_| Vec::new());
+        for round in 1..=rounds {
+            let title = format!(
+                "load: {prefix}: round {round} of {rounds}: {}; {} each, {} connections",
+                names.join(", "),
+                human(each),
+                self.bench.connections
+            );
+            step(&title, || {
+                for ((name, load), runs) in rows.iter().zip(&mut runs) {
+                    let load = Load {
+                        duration: each,
+                        ..load.clone()
+                    };
+                    runs.push(load.run(self.oha).with_context(|| format!("{prefix}: {name}"))?);
+                }
+                Ok(())
+            })?;
+        }
+        let pace = format!("{} connections", self.bench.connections);
+        let mut scenarios = Vec::with_capacity(N);
+        for ((name, _), runs) in rows.iter().zip(&runs) {
+            scenarios.push(scenario(
+                format!("{prefix}: {name}"),
+                pace.clone(),
+                &Outcome::combine(runs)?,
+            ));
+        }
+        Ok(scenarios
+            .try_into()
+            .unwrap_or_else(|_| unreachable!("one scenario per row")))
+    }
+
     /// The open loop: both halves of the mix run at once, each at its share of the rate.
     fn open_loop(
         &mut self,
@@ -172,8 +231,6 @@ impl Measure<'_> {
             format!("{} req/s", f64::from(bench.rate) * 0.2),
             &create_outcome,
         );
-        self.report.scenarios.push(mixed_list.clone());
-        self.report.scenarios.push(mixed_create.clone());
         Ok((mixed_list, mixed_create))
     }
 

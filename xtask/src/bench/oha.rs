@@ -117,6 +117,9 @@ pub struct Outcome {
     pub errors: u64,
     /// Expected answers per second over the whole run.
     pub throughput_rps: f64,
+    /// Seconds the load ran (absent from reports written before it was recorded).
+    #[serde(default)]
+    pub seconds: f64,
     /// Latency percentiles, milliseconds: p50, p90, p99, p99.9.
     pub p50_ms: f64,
     /// 90th percentile.
@@ -175,12 +178,39 @@ pub fn parse(json: &str, expect_status: u16) -> anyhow::Result<Outcome> {
         ok,
         errors,
         throughput_rps: (ok as f64 / report.summary.total).round(),
+        seconds: report.summary.total,
         p50_ms: percentile("p50")?,
         p90_ms: percentile("p90")?,
         p99_ms: percentile("p99")?,
         p999_ms: percentile("p99.9")?,
         max_ms: ms(report.summary.slowest.unwrap_or(0.0)),
     })
+}
+
+impl Outcome {
+    /// Several runs of one load read as one: answers, errors and time added up, the throughput over
+    /// the whole time, and each percentile the highest of the runs' — an upper bound of the whole's
+    /// (at most 1% of each run's requests took longer than its p99, so at most 1% of all took
+    /// longer than the highest p99), since oha's report keeps no per-request times to merge.
+    pub fn combine(runs: &[Outcome]) -> anyhow::Result<Outcome> {
+        let highest = |field: fn(&Outcome) -> f64| runs.iter().map(field).fold(0.0, f64::max);
+        let ok = runs.iter().map(|r| r.ok).sum();
+        let seconds: f64 = runs.iter().map(|r| r.seconds).sum();
+        if seconds <= 0.0 {
+            bail!("no run to combine, or runs that took no time");
+        }
+        Ok(Outcome {
+            ok,
+            errors: runs.iter().map(|r| r.errors).sum(),
+            throughput_rps: (ok as f64 / seconds).round(),
+            seconds,
+            p50_ms: highest(|r| r.p50_ms),
+            p90_ms: highest(|r| r.p90_ms),
+            p99_ms: highest(|r| r.p99_ms),
+            p999_ms: highest(|r| r.p999_ms),
+            max_ms: highest(|r| r.max_ms),
+        })
+    }
 }
 
 /// Seconds to milliseconds, three decimals.
@@ -238,6 +268,35 @@ mod tests {
         let refused = parse(REFUSED, 200).unwrap();
         assert_eq!(refused.ok, 0);
         assert!(refused.errors > 0, "{refused:?}");
+    }
+
+    #[test]
+    fn runs_combine_into_one_with_the_throughput_of_the_whole_time_and_the_highest_percentiles() {
+        let first = parse(CLOSED_GET, 200).unwrap();
+        assert!((first.seconds - 2.003586783).abs() < 1e-9, "{first:?}");
+        let second = Outcome {
+            ok: 1000,
+            errors: 2,
+            throughput_rps: 500.0,
+            seconds: 2.0,
+            p50_ms: 9.0,
+            p90_ms: 0.1,
+            p99_ms: 0.2,
+            p999_ms: 99.0,
+            max_ms: 100.0,
+        };
+        let both = Outcome::combine(&[first.clone(), second]).unwrap();
+        assert_eq!((both.ok, both.errors), (first.ok + 1000, 2));
+        assert!((both.seconds - (first.seconds + 2.0)).abs() < 1e-9);
+        // 4,293 answers in 4.0036 s: not the mean of the two runs' rates (1,644 and 500 req/s).
+        assert_eq!(both.throughput_rps, ((first.ok + 1000) as f64 / both.seconds).round());
+        assert_eq!(both.throughput_rps, 1072.0);
+        assert_eq!(
+            (both.p50_ms, both.p90_ms, both.p99_ms, both.p999_ms, both.max_ms),
+            (9.0, first.p90_ms, first.p99_ms, 99.0, 100.0)
+        );
+        assert_eq!(Outcome::combine(std::slice::from_ref(&first)).unwrap(), first);
+        assert!(Outcome::combine(&[]).is_err());
     }
 
     #[test]

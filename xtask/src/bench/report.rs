@@ -268,6 +268,7 @@ mod tests {
                 ok: 100,
                 errors,
                 throughput_rps: rps,
+                seconds: 1.0,
                 p50_ms: 1.0,
                 p90_ms: 1.0,
                 p99_ms,
